@@ -1,0 +1,23 @@
+"""Top-level command group; each command group lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+from chatgate import __version__
+from chatgate.cli.serve import serve
+
+__all__ = ["cli", "main"]
+
+
+@click.group()
+@click.version_option(__version__, prog_name="chatgate")
+def cli() -> None:
+    """chatgate: an OpenAI-compatible ChatGPT-API gateway with an embedded local model."""
+
+
+cli.add_command(serve)
+
+
+def main() -> None:
+    cli()

