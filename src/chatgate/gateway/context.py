@@ -29,18 +29,30 @@ class ChatContext:
     started: float = field(default_factory=time.monotonic)
     response_headers: dict[str, str] = field(default_factory=dict)
     """Headers stages want on the HTTP response (the API layer adds them)."""
+    _call: ChatCall = field(init=False)
 
     @property
     def stream(self) -> bool:
         return bool(self.request.stream)
 
+    @property
     def call(self) -> ChatCall:
-        return ChatCall(
+        """The provider's view of this request; its ``stats`` fill in as it runs."""
+        return self._call
+
+    def __post_init__(self) -> None:
+        self._call = ChatCall(
             request=self.request,
             body=self.body,
             request_id=self.request_id,
             deadline=self.deadline,
         )
+
+    def server_timing(self) -> str:
+        """``Server-Timing`` value: time queued for the model, and gateway time so far."""
+        queued = self._call.stats.queue_wait_s * 1000
+        total = (time.monotonic() - self.started) * 1000
+        return f"queue;dur={queued:.1f}, total;dur={total:.1f}"
 
 
 Next = Callable[[ChatContext], Awaitable[Outcome]]

@@ -17,10 +17,9 @@ __all__ = ["Pipeline"]
 
 async def _call_provider(ctx: ChatContext) -> Outcome:
     provider = ctx.deployment.provider
-    call = ctx.call()
     if ctx.stream:
-        return await peek(provider.stream(call))
-    return await provider.complete(call)
+        return await peek(provider.stream(ctx.call))
+    return await provider.complete(ctx.call)
 
 
 class Pipeline:
@@ -46,4 +45,6 @@ class Pipeline:
             deployment=deployment,
             deadline=time.monotonic() + self._timeout,
         )
-        return await self._handler(ctx), ctx
+        outcome = await self._handler(ctx)
+        ctx.response_headers["server-timing"] = ctx.server_timing()
+        return outcome, ctx

@@ -1,0 +1,166 @@
+"""A fake OpenAI-compatible upstream *server* (a test fixture, not product code).
+
+Its behaviour is chosen by the ``model`` the gateway sends upstream:
+
+- ``echo``: answers with the last user message; streams it in three chunks.
+- ``error-400`` / ``error-500``: OpenAI-shaped errors with that status.
+- ``error-401-echo-key``: a 401 whose message repeats the Authorization header it got.
+- ``slow``: never answers (for read timeouts).
+- ``stream-drop``: two chunks, then the connection is cut.
+- ``stream-error``: one chunk, then an SSE ``error`` event.
+- ``not-json``: a 200 with an HTML body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeUpstream:
+    port: int = 0
+    received: list[Received] = field(default_factory=list)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _runner: web.AppRunner | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> None:
+        started = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            app = web.Application()
+            app.router.add_post("/v1/chat/completions", self._chat)
+            self._runner = web.AppRunner(app, handle_signals=False)
+            loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            loop.run_until_complete(site.start())
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            started.set()
+            loop.run_forever()
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        started.wait(10)
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.received.append(Received(dict(request.headers), body))
+        model = body.get("model", "")
+        if model.startswith("error-401"):
+            key = request.headers.get("Authorization", "")
+            return _error(401, f"Incorrect API key provided: {key}", "invalid_request_error")
+        if model.startswith("error-"):
+            status = int(model.split("-")[1])
+            kind = "invalid_request_error" if status < 500 else "server_error"
+            return _error(status, f"fake upstream error {status}", kind, param="messages")
+        if model == "slow":
+            await asyncio.sleep(3600)
+        if model == "not-json":
+            return web.Response(text="<html>bad gateway</html>", content_type="text/html")
+        text = _last_user_text(body)
+        if not body.get("stream"):
+            return web.json_response(_completion(model, text))
+        return await self._stream(request, model, text, body)
+
+    async def _stream(
+        self, request: web.Request, model: str, text: str, body: dict[str, Any]
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        pieces = [text[: len(text) // 3], text[len(text) // 3 : 2 * len(text) // 3]]
+        pieces.append(text[2 * len(text) // 3 :])
+        await response.write(_sse(_chunk(model, {"role": "assistant", "content": ""})))
+        for i, piece in enumerate(pieces):
+            if model == "stream-drop" and i == 2:
+                assert request.transport is not None
+                request.transport.close()
+                return response
+            if model == "stream-error" and i == 1:
+                error = {"error": {"message": "fake failure mid-stream", "type": "server_error"}}
+                await response.write(_sse(error))
+                await response.write(b"data: [DONE]\n\n")
+                return response
+            await response.write(_sse(_chunk(model, {"content": piece})))
+        await response.write(_sse(_chunk(model, {}, finish="stop")))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = _usage(text)
+            await response.write(_sse({**_chunk(model, {}), "choices": [], "usage": usage}))
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    for message in reversed(body.get("messages", [])):
+        if message.get("role") == "user":
+            content = message.get("content")
+            return content if isinstance(content, str) else json.dumps(content)
+    return ""
+
+
+def _usage(text: str) -> dict[str, int]:
+    n = max(1, len(text.split()))
+    return {"prompt_tokens": n, "completion_tokens": n, "total_tokens": 2 * n}
+
+
+def _completion(model: str, text: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": _usage(text),
+    }
+
+
+def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
+
+
+def _sse(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def _error(status: int, message: str, kind: str, param: str | None = None) -> web.Response:
+    body = {"error": {"message": message, "type": kind, "param": param, "code": None}}
+    return web.json_response(body, status=status)

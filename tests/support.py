@@ -1,0 +1,158 @@
+"""Test support: a live chatgate server in a subprocess, and OpenAI schema validation."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import referencing
+
+DATA = Path(__file__).parent / "data"
+URN = "urn:openai-openapi"
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw(
+    url: str,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 60.0,
+) -> RawResponse:
+    """One plain HTTP request; error statuses are returned, not raised."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return RawResponse(
+                response.status,
+                {k.lower(): v for k, v in response.headers.items()},
+                response.read(),
+            )
+    except urllib.error.HTTPError as error:
+        return RawResponse(
+            error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
+        )
+
+
+def post_json(url: str, payload: Any, **headers: str) -> RawResponse:
+    return raw(
+        url,
+        method="POST",
+        body=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json", **headers},
+    )
+
+
+@cache
+def _registry() -> referencing.Registry:  # type: ignore[type-arg]
+    document = json.loads((DATA / "openai-openapi-subset.json").read_text())
+    resource = referencing.Resource.from_contents(
+        document, default_specification=referencing.jsonschema.DRAFT202012
+    )
+    return referencing.Registry().with_resource(URN, resource)
+
+
+def assert_openai_shape(instance: Any, component: str) -> None:
+    """Validate ``instance`` against OpenAI's own schema for ``component``."""
+    schema = {"$ref": f"{URN}#/components/schemas/{component}"}
+    validator = jsonschema.Draft202012Validator(schema, registry=_registry())
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Gateway:
+    """A ``chatgate serve`` subprocess on a free port."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_gateway(
+    tmp: Path, config: str | None = None, env: dict[str, str] | None = None, ready: bool = True
+) -> Gateway:
+    port = free_port()
+    args = [sys.executable, "-m", "chatgate", "serve", "--port", str(port)]
+    if config is not None:
+        path = tmp / "chatgate.yaml"
+        path.write_text(config)
+        args += ["--config", str(path)]
+    log_path = tmp / f"chatgate-{port}.log"
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("CHATGATE_")}
+    child_env.update(env or {})
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=child_env)
+    gateway = Gateway(process, port, log_path)
+    if ready:
+        wait_healthy(gateway)
+    return gateway
+
+
+def wait_healthy(gateway: Gateway, timeout: float = 60.0) -> None:
+    """Poll ``/health`` until it answers 200 (or the process dies)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if gateway.process.poll() is not None:
+            raise RuntimeError(f"chatgate exited early:\n{gateway.log()}")
+        try:
+            if raw(f"{gateway.url}/health").status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)  # polling for start-up, not synchronising on behaviour
+    gateway.stop()
+    raise RuntimeError(f"chatgate did not become healthy:\n{gateway.log()}")
+
+
+def sse_events(body: bytes) -> list[str]:
+    """The ``data:`` payloads of an SSE body, in order (``[DONE]`` included)."""
+    return [
+        line[len("data: ") :] for line in body.decode().split("\n") if line.startswith("data: ")
+    ]
