@@ -71,7 +71,8 @@ class FakeUpstream:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        self.received.append(Received(dict(request.headers), body))
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        self.received.append(Received(headers, body))
         model = body.get("model", "")
         if model.startswith("error-401"):
             key = request.headers.get("Authorization", "")

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = [
@@ -102,7 +110,18 @@ class OpenAICompatModelConfig(_ModelBase):
         return self
 
 
-ModelConfig = Annotated[LocalModelConfig | OpenAICompatModelConfig, Field(discriminator="provider")]
+def _provider_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("provider", "local"))
+    return str(getattr(value, "provider", "local"))
+
+
+ModelConfig = Annotated[
+    Annotated[LocalModelConfig, Tag("local")]
+    | Annotated[OpenAICompatModelConfig, Tag("openai_compat")],
+    Discriminator(_provider_of),
+]
+"""A model entry; ``provider`` picks the kind and defaults to ``local``."""
 
 
 def _default_models() -> list[LocalModelConfig | OpenAICompatModelConfig]:

@@ -1,0 +1,50 @@
+"""The local model's admission queue: FIFO hand-over, bounded length, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from chatgate.protocol import OverloadedError
+from chatgate.providers.local.queue import GenerationQueue
+
+
+@pytest.mark.anyio
+async def test_fifo_hand_over_and_bound() -> None:
+    queue = GenerationQueue(max_waiting=2)
+    assert await queue.acquire() == 0.0
+    order: list[int] = []
+
+    async def wait(i: int) -> None:
+        await queue.acquire()
+        order.append(i)
+
+    first = asyncio.ensure_future(wait(1))
+    second = asyncio.ensure_future(wait(2))
+    await asyncio.sleep(0)  # let both enqueue
+    assert queue.depth == 2
+    with pytest.raises(OverloadedError):
+        await queue.acquire()
+    queue.release()
+    await first
+    assert order == [1] and queue.busy
+    queue.release()
+    await second
+    assert order == [1, 2]
+    queue.release()
+    assert not queue.busy
+
+
+@pytest.mark.anyio
+async def test_cancelled_waiter_leaves_the_queue() -> None:
+    queue = GenerationQueue(max_waiting=4)
+    await queue.acquire()
+    waiter = asyncio.ensure_future(queue.acquire())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert queue.depth == 0
+    queue.release()
+    assert not queue.busy
