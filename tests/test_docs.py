@@ -1,0 +1,56 @@
+"""The docs stay true: every setting documented, CI runs the README's command, exports tested."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from pathlib import Path
+
+from pydantic import BaseModel
+
+import chatgate
+from chatgate.config import LocalModelConfig, OpenAICompatModelConfig, ServerConfig
+
+ROOT = Path(__file__).parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def _keys(prefix: str, model: type[BaseModel]) -> list[str]:
+    return [f"{prefix}.{name}" for name in model.model_fields]
+
+
+def test_every_setting_is_in_the_configuration_reference() -> None:
+    keys = _keys("server", ServerConfig)
+    keys += _keys("models[]", LocalModelConfig) + _keys("models[]", OpenAICompatModelConfig)
+    missing = [key for key in keys if f"`{key}`" not in README]
+    assert not missing, f"README's configuration reference lacks {missing}"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    match = re.search(r"TEST_COMMAND='([^']+)'", ci)
+    assert match
+    assert match.group(1) in README
+
+
+def test_readme_opens_with_two_setup_commands() -> None:
+    setup = README.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(?:#.*\n)?(.+)\n```", setup)
+    assert len(commands) == 2
+    assert commands[0].endswith("chatgate serve")
+    assert commands[1].endswith(".venv/bin/pytest")
+
+
+def test_every_package_exports_a_sorted_complete_all() -> None:
+    for info in pkgutil.walk_packages(chatgate.__path__, "chatgate."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        exported = getattr(module, "__all__", None)
+        if exported is None:
+            assert not info.ispkg, f"{info.name} has no __all__"
+            continue
+        assert list(exported) == sorted(exported), f"{info.name}.__all__ is not sorted"
+        for name in exported:
+            assert hasattr(module, name), f"{info.name}.__all__ names missing {name}"
