@@ -28,10 +28,7 @@ class ModelEndpoints:
         return _json(self._registry.model(request.path_params["model"]))
 
     async def health(self, request: Request) -> Response:
-        readiness = self._registry.readiness()
-        ready = all(readiness.values())
-        body = {
-            "status": "ok" if ready else "loading",
-            "models": {name: "ready" if ok else "loading" for name, ok in readiness.items()},
-        }
-        return _json(body, 200 if ready else 503)
+        states = self._registry.states()
+        values = set(states.values())
+        status = "ok" if values <= {"ready"} else "failed" if "failed" in values else "loading"
+        return _json({"status": status, "models": states}, 200 if status == "ok" else 503)

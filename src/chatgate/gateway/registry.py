@@ -13,7 +13,7 @@ from chatgate.config import (
     resolve_secret,
 )
 from chatgate.protocol import ModelNotFoundError, ModelObject
-from chatgate.providers import LocalProvider, OpenAICompatProvider, Provider
+from chatgate.providers import LocalProvider, OpenAICompatProvider, Provider, ProviderState
 
 __all__ = ["Deployment", "ModelRegistry"]
 
@@ -73,8 +73,8 @@ class ModelRegistry:
         obj["id"] = model_id  # an alias answers under the id it was asked by
         return obj
 
-    def readiness(self) -> dict[str, bool]:
-        return {d.name: d.provider.ready for d in self._deployments}
+    def states(self) -> dict[str, ProviderState]:
+        return {d.name: d.provider.state for d in self._deployments}
 
     async def start(self) -> None:
         await asyncio.gather(*(d.provider.start() for d in self._deployments))

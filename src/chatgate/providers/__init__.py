@@ -1,6 +1,6 @@
 """Model backends behind one interface (see ``base.Provider``)."""
 
-from chatgate.providers.base import Capabilities, ChatCall, Provider, ProviderStats
+from chatgate.providers.base import Capabilities, ChatCall, Provider, ProviderState, ProviderStats
 from chatgate.providers.local import LocalProvider
 from chatgate.providers.openai_compat import OpenAICompatProvider
 
@@ -10,5 +10,6 @@ __all__ = [
     "LocalProvider",
     "OpenAICompatProvider",
     "Provider",
+    "ProviderState",
     "ProviderStats",
 ]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from chatgate.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 
-__all__ = ["Capabilities", "ChatCall", "Provider", "ProviderStats"]
+__all__ = ["Capabilities", "ChatCall", "Provider", "ProviderState", "ProviderStats"]
+
+ProviderState = Literal["loading", "ready", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +60,8 @@ class Provider(Protocol):
     capabilities: Capabilities
 
     @property
-    def ready(self) -> bool:
-        """Whether the provider can serve now (a local model may still be loading)."""
+    def state(self) -> ProviderState:
+        """``ready`` to serve, ``loading`` (a local model still loading) or ``failed``."""
         ...
 
     async def start(self) -> None:

@@ -24,7 +24,7 @@ from chatgate.protocol import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from chatgate.providers.base import Capabilities, ChatCall
+from chatgate.providers.base import Capabilities, ChatCall, ProviderState
 
 __all__ = ["OpenAICompatProvider"]
 
@@ -49,8 +49,8 @@ class OpenAICompatProvider:
         self._session: aiohttp.ClientSession | None = None
 
     @property
-    def ready(self) -> bool:
-        return self._session is not None
+    def state(self) -> ProviderState:
+        return "ready" if self._session is not None else "loading"
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(

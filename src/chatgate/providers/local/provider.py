@@ -22,7 +22,7 @@ from chatgate.protocol import (
     InvalidRequestError,
     ServiceUnavailableError,
 )
-from chatgate.providers.base import Capabilities, ChatCall
+from chatgate.providers.base import Capabilities, ChatCall, ProviderState
 from chatgate.providers.local import responses
 from chatgate.providers.local.engine import Engine, Finished, GenerationJob, Text
 from chatgate.providers.local.grammar import grammar_for
@@ -68,8 +68,12 @@ class LocalProvider:
         self._loaded: asyncio.Future[None] | None = None
 
     @property
-    def ready(self) -> bool:
-        return self._engine is not None
+    def state(self) -> ProviderState:
+        if self._engine is not None:
+            return "ready"
+        if self._loaded is not None and self._loaded.done():
+            return "failed"
+        return "loading"
 
     @property
     def queue_depth(self) -> int:

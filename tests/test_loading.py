@@ -1,0 +1,58 @@
+"""/health while a local model loads, and after it fails to load."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.support import RawResponse, post_json, raw, start_gateway
+
+
+def _health_until(url: str, accept: set[str], timeout: float = 30.0) -> RawResponse:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            response = raw(f"{url}/health", timeout=2)
+        except OSError:
+            response = None
+        if response is not None and response.json()["status"] in accept:
+            return response
+        time.sleep(0.05)  # polling for a state change, bounded
+    raise AssertionError(f"health never reached {accept}")
+
+
+def test_health_is_503_while_loading_and_after_a_failed_load(tmp_path: Path) -> None:
+    # A FIFO as the model file: llama.cpp blocks opening it until we open the other end.
+    fifo = tmp_path / "model.gguf"
+    os.mkfifo(fifo)
+    config = f"models:\n  - name: pending\n    path: {fifo}\n"
+    gateway = start_gateway(tmp_path, config=config, ready=False)
+    try:
+        loading = _health_until(gateway.url, {"loading"})
+        assert loading.status == 503
+        assert loading.json()["models"] == {"pending": "loading"}
+
+        result: dict[str, Any] = {}
+
+        def ask() -> None:
+            result["response"] = post_json(
+                f"{gateway.base_url}/chat/completions",
+                {"model": "pending", "messages": [{"role": "user", "content": "hi"}]},
+            )
+
+        waiting = threading.Thread(target=ask)
+        waiting.start()
+        with fifo.open("wb"):
+            pass  # end of file: the load fails
+        failed = _health_until(gateway.url, {"failed"})
+        assert failed.status == 503
+        assert failed.json()["models"] == {"pending": "failed"}
+        waiting.join(30)
+        response = result["response"]
+        assert response.status == 503
+        assert "failed to load" in response.json()["error"]["message"]
+    finally:
+        gateway.stop()
