@@ -170,6 +170,7 @@ class OpenAICompatProvider:
 
     async def stream(self, call: ChatCall) -> AsyncIterator[ChatCompletionChunk]:
         response = await self._post(call)
+        finished = False
         try:
             async for line in response.content:
                 if not line.startswith(b"data:"):
@@ -180,6 +181,8 @@ class OpenAICompatProvider:
                 chunk: dict[str, Any] = orjson.loads(data)
                 if "error" in chunk and "choices" not in chunk:
                     raise _stream_error(chunk["error"], self._scrub)
+                choices = chunk.get("choices") or ()
+                finished = finished or any(c.get("finish_reason") for c in choices)
                 yield chunk  # type: ignore[misc]
         except TimeoutError as exc:
             raise UpstreamTimeoutError("The upstream stopped streaming.") from exc
@@ -191,7 +194,8 @@ class OpenAICompatProvider:
             ) from exc
         finally:
             response.release()
-        raise _broken(None)  # the stream ended without [DONE]
+        if not finished:  # a clean end without [DONE] is accepted once the answer finished
+            raise _broken(None)
 
 
 def _str_or_none(value: Any) -> str | None:

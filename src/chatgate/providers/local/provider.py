@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.resources
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,7 +165,7 @@ class LocalProvider:
 
     async def _events(
         self, engine: Engine, prepared: _Prepared, call: ChatCall
-    ) -> AsyncIterator[Text | Finished | _Started]:
+    ) -> AsyncGenerator[Text | Finished | _Started, None]:
         call.stats.queue_wait_s = await self._queue.acquire()
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Text | Finished | None] = asyncio.Queue()
@@ -206,9 +207,10 @@ class LocalProvider:
         engine, prepared = await self._prepare(call)
         builder = responses.CompletionBuilder(call, self._config.name, prepared.tool_mode)
         try:
-            async for event in self._events(engine, prepared, call):
-                if not isinstance(event, _Started):
-                    builder.add(event)
+            async with contextlib.aclosing(self._events(engine, prepared, call)) as events:
+                async for event in events:
+                    if not isinstance(event, _Started):
+                        builder.add(event)
         except ChatgateError:
             raise
         except Exception as exc:
@@ -219,12 +221,13 @@ class LocalProvider:
         engine, prepared = await self._prepare(call)
         chunks = responses.ChunkBuilder(call, self._config.name, prepared.tool_mode)
         try:
-            async for event in self._events(engine, prepared, call):
-                if isinstance(event, _Started):
-                    yield chunks.role(0)
-                    continue
-                for chunk in chunks.add(event):
-                    yield chunk
+            async with contextlib.aclosing(self._events(engine, prepared, call)) as events:
+                async for event in events:
+                    if isinstance(event, _Started):
+                        yield chunks.role(0)
+                        continue
+                    for chunk in chunks.add(event):
+                        yield chunk
         except ChatgateError:
             raise
         except Exception as exc:
