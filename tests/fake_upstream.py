@@ -9,6 +9,8 @@ Its behaviour is chosen by the ``model`` the gateway sends upstream:
 - ``stream-drop``: two chunks, then the connection is cut.
 - ``stream-error``: one chunk, then an SSE ``error`` event.
 - ``not-json``: a 200 with an HTML body.
+- ``stream-no-done``: a complete stream that ends without ``[DONE]``.
+- ``stream-cut-clean``: two chunks, then a clean end with no finish and no ``[DONE]``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class FakeUpstream:
     _loop: asyncio.AbstractEventLoop | None = None
     _runner: web.AppRunner | None = None
     _thread: threading.Thread | None = None
+    _closing: asyncio.Event | None = None
 
     @property
     def base_url(self) -> str:
@@ -47,6 +50,7 @@ class FakeUpstream:
         def run() -> None:
             loop = asyncio.new_event_loop()
             self._loop = loop
+            self._closing = asyncio.Event()
             app = web.Application()
             app.router.add_post("/v1/chat/completions", self._chat)
             self._runner = web.AppRunner(app, handle_signals=False)
@@ -64,7 +68,8 @@ class FakeUpstream:
         started.wait(10)
 
     def stop(self) -> None:
-        if self._loop is not None:
+        if self._loop is not None and self._closing is not None:
+            self._loop.call_soon_threadsafe(self._closing.set)
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
@@ -82,7 +87,8 @@ class FakeUpstream:
             kind = "invalid_request_error" if status < 500 else "server_error"
             return _error(status, f"fake upstream error {status}", kind, param="messages")
         if model == "slow":
-            await asyncio.sleep(3600)
+            assert self._closing is not None
+            await self._closing.wait()  # until the fake shuts down
         if model == "not-json":
             return web.Response(text="<html>bad gateway</html>", content_type="text/html")
         text = _last_user_text(body)
@@ -99,6 +105,9 @@ class FakeUpstream:
         pieces.append(text[2 * len(text) // 3 :])
         await response.write(_sse(_chunk(model, {"role": "assistant", "content": ""})))
         for i, piece in enumerate(pieces):
+            if model == "stream-cut-clean" and i == 2:
+                await response.write_eof()
+                return response
             if model == "stream-drop" and i == 2:
                 assert request.transport is not None
                 request.transport.close()
@@ -113,7 +122,8 @@ class FakeUpstream:
         if (body.get("stream_options") or {}).get("include_usage"):
             usage = _usage(text)
             await response.write(_sse({**_chunk(model, {}), "choices": [], "usage": usage}))
-        await response.write(b"data: [DONE]\n\n")
+        if model != "stream-no-done":
+            await response.write(b"data: [DONE]\n\n")
         return response
 
 

@@ -52,6 +52,8 @@ def proxy(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> I
         _model("dropper", "stream-drop", base),
         _model("erring", "stream-error", base),
         _model("htmlish", "not-json", base),
+        _model("no-done", "stream-no-done", base),
+        _model("cut-clean", "stream-cut-clean", base),
         _model("nowhere", "echo", f"http://127.0.0.1:{free_port()}/v1"),
     ]
     config = "models:" + "".join(models) + "\n"
@@ -149,7 +151,12 @@ def test_non_json_upstream_body_is_502(proxy: Gateway) -> None:
 
 
 @pytest.mark.parametrize(
-    ("model", "code"), [("dropper", "upstream_disconnected"), ("erring", None)]
+    ("model", "code"),
+    [
+        ("dropper", "upstream_disconnected"),
+        ("cut-clean", "upstream_disconnected"),
+        ("erring", None),
+    ],
 )
 def test_failure_mid_stream_is_an_sse_error_then_done(
     proxy: Gateway, model: str, code: str | None
@@ -170,3 +177,9 @@ def test_sdk_sees_mid_stream_error(sdk: openai.OpenAI) -> None:
     stream = sdk.chat.completions.create(model="erring", messages=ASK, stream=True)
     with pytest.raises(openai.APIError, match="fake failure mid-stream"):
         list(stream)
+
+
+def test_complete_stream_without_done_is_accepted(sdk: openai.OpenAI) -> None:
+    stream = sdk.chat.completions.create(model="no-done", messages=ASK, stream=True)
+    chunks = list(stream)
+    assert chunks[-1].choices[0].finish_reason == "stop"
