@@ -28,34 +28,26 @@ def assert_error(
     return body["error"]
 
 
-def test_invalid_json_is_400(gateway: Gateway) -> None:
-    response = raw(
+def post_bytes(gateway: Gateway, body: bytes, content_type: str = "application/json") -> Any:
+    return raw(
         f"{gateway.base_url}/chat/completions",
         method="POST",
-        body=b'{"model": ',
-        headers={"Content-Type": "application/json"},
+        body=body,
+        headers={"Content-Type": content_type},
     )
-    error = assert_error(response, 400)
+
+
+def test_invalid_json_is_400(gateway: Gateway) -> None:
+    error = assert_error(post_bytes(gateway, b'{"model": '), 400, code="invalid_json")
     assert error["type"] == "invalid_request_error"
 
 
 def test_body_must_be_an_object(gateway: Gateway) -> None:
-    response = raw(
-        f"{gateway.base_url}/chat/completions",
-        method="POST",
-        body=b"[1, 2]",
-        headers={"Content-Type": "application/json"},
-    )
-    assert_error(response, 400)
+    assert_error(post_bytes(gateway, b"[1, 2]"), 400)
 
 
 def test_wrong_content_type_is_400(gateway: Gateway) -> None:
-    response = raw(
-        f"{gateway.base_url}/chat/completions",
-        method="POST",
-        body=b"model=x",
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
+    response = post_bytes(gateway, b"model=x", "application/x-www-form-urlencoded")
     assert_error(response, 400, code="invalid_content_type")
 
 

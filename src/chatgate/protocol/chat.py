@@ -95,22 +95,21 @@ class ToolCall(_Wire):
     function: FunctionCall
 
 
-class SystemMessage(_Wire):
+class _ContentMessage(_Wire):
+    content: str | list[ContentPart]
+    name: str | None = None
+
+
+class SystemMessage(_ContentMessage):
     role: Literal["system"]
-    content: str | list[ContentPart]
-    name: str | None = None
 
 
-class DeveloperMessage(_Wire):
+class DeveloperMessage(_ContentMessage):
     role: Literal["developer"]
-    content: str | list[ContentPart]
-    name: str | None = None
 
 
-class UserMessage(_Wire):
+class UserMessage(_ContentMessage):
     role: Literal["user"]
-    content: str | list[ContentPart]
-    name: str | None = None
 
 
 class AssistantMessage(_Wire):
