@@ -18,7 +18,7 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def machine() -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("chatgate", "llama-cpp-python", "granian", "starlette", "aiohttp"):
         try:
             versions[package] = metadata.version(package)

@@ -65,12 +65,13 @@ def post_json(url: str, payload: Any, **headers: str) -> RawResponse:
 
 
 @cache
-def _registry() -> referencing.Registry:  # type: ignore[type-arg]
+def _registry() -> referencing.Registry[Any]:
     document = json.loads((DATA / "openai-openapi-subset.json").read_text())
     resource = referencing.Resource.from_contents(
         document, default_specification=referencing.jsonschema.DRAFT202012
     )
-    return referencing.Registry().with_resource(URN, resource)
+    registry: referencing.Registry[Any] = referencing.Registry().with_resource(URN, resource)
+    return registry
 
 
 def assert_openai_shape(instance: Any, component: str) -> None:

@@ -9,12 +9,13 @@ import jsonschema
 import openai
 import pytest
 from llama_cpp import Llama
+from openai.types.chat import ChatCompletionMessageParam
 
 from chatgate.providers.local import default_model_path
 from tests.support import Gateway, assert_openai_shape, post_json
 
 MODEL = "smollm2-135m-instruct"
-HELLO = [{"role": "user", "content": "Name three colors."}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Name three colors."}]
 
 
 def chat(client: openai.OpenAI, **kwargs: Any) -> Any:
@@ -232,7 +233,7 @@ def test_json_schema_output_validates(client: openai.OpenAI) -> None:
     jsonschema.validate(json.loads(response.choices[0].message.content), schema)
 
 
-WEATHER_TOOL = {
+WEATHER_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -245,7 +246,9 @@ WEATHER_TOOL = {
         },
     },
 }
-WEATHER_ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
+WEATHER_ASK: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "What is the weather in Paris?"}
+]
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,12 @@ from typing import Any
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.support import Gateway, assert_openai_shape, post_json, raw
 
 MODEL = "smollm2-135m-instruct"
-OK_MESSAGES = [{"role": "user", "content": "hi"}]
+OK_MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
 def assert_error(

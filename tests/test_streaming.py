@@ -7,11 +7,12 @@ from typing import Any
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.support import Gateway, assert_openai_shape, post_json, sse_events
 
 MODEL = "smollm2-135m-instruct"
-ASK = [{"role": "user", "content": "Tell me a fact about owls."}]
+ASK: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Tell me a fact about owls."}]
 
 
 def stream_raw(gateway: Gateway, **payload: Any) -> list[Any]:
@@ -92,7 +93,7 @@ def test_streamed_logprobs(gateway: Gateway) -> None:
 
 
 def test_streamed_tool_call(client: openai.OpenAI) -> None:
-    tool = {
+    tool: Any = {
         "type": "function",
         "function": {
             "name": "lookup",
@@ -112,7 +113,7 @@ def test_streamed_tool_call(client: openai.OpenAI) -> None:
         max_tokens=40,
         temperature=0,
     )
-    calls = []
+    calls: list[Any] = []
     finish = []
     for chunk in stream:
         choice = chunk.choices[0]
@@ -137,4 +138,5 @@ async def test_async_client_streams(async_client: openai.AsyncOpenAI) -> None:
 @pytest.mark.anyio
 async def test_async_client_completes(async_client: openai.AsyncOpenAI) -> None:
     response = await async_client.chat.completions.create(model=MODEL, messages=ASK, max_tokens=3)
+    assert response.usage is not None
     assert response.usage.completion_tokens == 3

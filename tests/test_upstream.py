@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.fake_upstream import FakeUpstream
 from tests.support import (
@@ -19,7 +20,7 @@ from tests.support import (
 )
 
 KEY = "sk-upstream-secret-0123456789"
-ASK = [{"role": "user", "content": "ping pong table"}]
+ASK: list[ChatCompletionMessageParam] = [{"role": "user", "content": "ping pong table"}]
 
 
 @pytest.fixture(scope="module")
