@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import jsonschema
 import referencing
 
@@ -127,6 +132,7 @@ def start_gateway(
         args += ["--config", str(path)]
     log_path = tmp / f"chatgate-{port}.log"
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("CHATGATE_")}
+    child_env["CHATGATE_DATA_DIR"] = str(tmp / "data")
     child_env.update(env or {})
     with log_path.open("wb") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=child_env)
@@ -157,3 +163,25 @@ def sse_events(body: bytes) -> list[str]:
     return [
         line[len("data: ") :] for line in body.decode().split("\n") if line.startswith("data: ")
     ]
+
+
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test session; its SQLAlchemy URL."""
+    name = f"chatgate_test_{secrets.token_hex(4)}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

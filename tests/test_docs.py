@@ -10,7 +10,17 @@ from pathlib import Path
 from pydantic import BaseModel
 
 import chatgate
-from chatgate.config import LocalModelConfig, OpenAICompatModelConfig, ServerConfig
+from chatgate.config import (
+    AuthConfig,
+    CorsConfig,
+    EncryptionConfig,
+    EncryptionKeyConfig,
+    LocalModelConfig,
+    OpenAICompatModelConfig,
+    ServerConfig,
+    Settings,
+    StoreConfig,
+)
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
@@ -21,8 +31,19 @@ def _keys(prefix: str, model: type[BaseModel]) -> list[str]:
 
 
 def test_every_setting_is_in_the_configuration_reference() -> None:
-    keys = _keys("server", ServerConfig)
-    keys += _keys("models[]", LocalModelConfig) + _keys("models[]", OpenAICompatModelConfig)
+    sections = {
+        "server": ServerConfig,
+        "store": StoreConfig,
+        "auth": AuthConfig,
+        "cors": CorsConfig,
+        "encryption": EncryptionConfig,
+        "encryption.keys[]": EncryptionKeyConfig,
+        "models[]": LocalModelConfig,
+    }
+    keys = [name for name in Settings.model_fields if name not in ("models", *sections)]
+    for prefix, model in sections.items():
+        keys += _keys(prefix, model)
+    keys += _keys("models[]", OpenAICompatModelConfig)
     missing = [key for key in keys if f"`{key}`" not in README]
     assert not missing, f"README's configuration reference lacks {missing}"
 

@@ -27,12 +27,17 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = [
+    "AuthConfig",
     "ConfigError",
+    "CorsConfig",
+    "EncryptionConfig",
+    "EncryptionKeyConfig",
     "LocalModelConfig",
     "ModelConfig",
     "OpenAICompatModelConfig",
     "ServerConfig",
     "Settings",
+    "StoreConfig",
     "load_settings",
     "resolve_secret",
 ]
@@ -51,7 +56,7 @@ class _Section(BaseModel):
 
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
-    """Address to bind."""
+    """Address to bind. Binding beyond loopback requires a master key."""
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     """TCP port (0 picks a free one)."""
     workers: Annotated[int, Field(ge=1)] = 1
@@ -59,6 +64,63 @@ class ServerConfig(_Section):
     request_timeout: Annotated[float, Field(gt=0)] = 600.0
     """Seconds a chat request may take end to end before it is cancelled (504)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    tls_cert: Path | None = None
+    """PEM certificate chain: with `tls_key`, serve HTTPS."""
+    tls_key: Path | None = None
+    """PEM private key for `tls_cert`."""
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("set both `tls_cert` and `tls_key`, or neither")
+        return self
+
+
+class StoreConfig(_Section):
+    url: str | None = None
+    """SQLAlchemy URL: `postgresql+asyncpg://...` for replicas; default a SQLite file in
+    `data_dir`."""
+    migrate_on_start: bool = True
+    """Apply pending migrations when `serve` starts."""
+    pool_size: Annotated[int, Field(ge=1)] = 10
+
+
+class CorsConfig(_Section):
+    allow_origins: list[str] = []
+    """Browser origins allowed to call the API (`*` for any); empty turns CORS off."""
+    allow_headers: list[str] = ["authorization", "content-type", "x-request-id"]
+    max_age: Annotated[int, Field(ge=0)] = 600
+
+
+class AuthConfig(_Section):
+    master_key_env: str | None = "CHATGATE_MASTER_KEY"
+    """Environment variable holding the master key (admin API, and every endpoint)."""
+    master_key_file: Path | None = None
+    """File holding the master key (instead of the environment)."""
+    token_secret_env: str | None = None
+    """Environment variable with the secret that signs browser tokens (default: derived from
+    the master key)."""
+    token_secret_file: Path | None = None
+    token_ttl: Annotated[int, Field(ge=1)] = 600
+    """Default lifetime of a browser token, seconds."""
+    token_max_ttl: Annotated[int, Field(ge=1)] = 3600
+    """Longest lifetime a browser token may ask for, seconds."""
+    key_cache_ttl: Annotated[float, Field(gt=0)] = 30.0
+    """Seconds a verified key stays cached (revocations reach the cache sooner)."""
+    revocation_poll_interval: Annotated[float, Field(gt=0)] = 0.25
+    """Seconds between checks for key changes made by other replicas or the CLI."""
+
+
+class EncryptionKeyConfig(_Section):
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+    key_env: str | None = None
+    """Environment variable holding the key: 32 bytes, base64."""
+    key_file: Path | None = None
+
+
+class EncryptionConfig(_Section):
+    keys: list[EncryptionKeyConfig] = []
+    """Data keys for stored bodies; the last one encrypts new records, all decrypt."""
 
 
 class _ModelBase(_Section):
@@ -133,8 +195,20 @@ class Settings(BaseSettings):
         env_prefix="CHATGATE_", env_nested_delimiter="__", extra="forbid"
     )
 
+    data_dir: Path = Path(".chatgate")
+    """Where embedded state lives (the SQLite store)."""
     server: ServerConfig = ServerConfig()
+    store: StoreConfig = StoreConfig()
+    auth: AuthConfig = AuthConfig()
+    cors: CorsConfig = CorsConfig()
+    encryption: EncryptionConfig = EncryptionConfig()
     models: list[ModelConfig] = Field(default_factory=_default_models)
+
+    @property
+    def store_url(self) -> str:
+        if self.store.url:
+            return self.store.url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'chatgate.db').resolve()}"
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Settings:
@@ -196,16 +270,20 @@ def load_settings(config_path: str | Path | None = None) -> Settings:
         raise ConfigError(f"invalid configuration: {problems}") from None
 
 
-def resolve_secret(env_name: str | None, file: Path | None) -> str | None:
-    """Read a secret from the environment variable or file that config names (never inline)."""
-    if env_name:
-        value = os.environ.get(env_name)
-        if not value:
-            raise ConfigError(f"environment variable {env_name} (named in config) is not set")
-        return value.strip()
+def resolve_secret(env_name: str | None, file: Path | None, *, required: bool = True) -> str | None:
+    """Read a secret from the environment variable or file that config names (never inline).
+
+    With ``required=False`` an unset variable means "no secret" instead of an error.
+    """
     if file:
         try:
             return file.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"cannot read secret file {file}: {exc.strerror}") from None
+    if env_name:
+        value = os.environ.get(env_name, "").strip()
+        if value:
+            return value
+        if required:
+            raise ConfigError(f"environment variable {env_name} (named in config) is not set")
     return None

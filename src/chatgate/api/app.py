@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chatgate.api.admin import AdminEndpoints
 from chatgate.api.chat import ChatEndpoint
 from chatgate.api.middleware import RequestIdMiddleware
 from chatgate.api.models import ModelEndpoints
 from chatgate.api.openapi import openapi_document
+from chatgate.api.tokens import TokenEndpoint
 from chatgate.config import Settings, load_settings
-from chatgate.gateway import DeadlineStage, ModelRegistry, Pipeline
+from chatgate.gateway.services import Services
 from chatgate.protocol import ChatgateError, error_body
 
 __all__ = ["app_from_environment", "create_app"]
@@ -61,12 +63,28 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def _middleware(settings: Settings) -> list[Middleware]:
+    stack = [Middleware(RequestIdMiddleware)]
+    cors = settings.cors
+    if cors.allow_origins:
+        stack.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=cors.allow_origins,
+                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                allow_headers=cors.allow_headers,
+                expose_headers=["x-request-id", "server-timing"],
+                max_age=cors.max_age,
+            )
+        )
+    return stack
+
+
 def create_app(settings: Settings) -> Starlette:
-    registry = ModelRegistry.from_settings(settings, created=int(time.time()))
-    pipeline = Pipeline(
-        registry, [DeadlineStage()], request_timeout=settings.server.request_timeout
-    )
-    models = ModelEndpoints(registry)
+    services = Services(settings)
+    auth = services.authenticator
+    models = ModelEndpoints(services.registry, auth)
+    admin = AdminEndpoints(services)
     document = orjson.dumps(openapi_document())
 
     async def openapi(request: Request) -> Response:
@@ -74,25 +92,36 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await registry.start()
+        await services.start()
         try:
             yield
         finally:
-            await registry.close()
+            await services.close()
 
     app = Starlette(
         routes=[
-            Route("/v1/chat/completions", ChatEndpoint(pipeline).handle, methods=["POST"]),
+            Route(
+                "/v1/chat/completions",
+                ChatEndpoint(services.pipeline, auth).handle,
+                methods=["POST"],
+            ),
             Route("/v1/models", models.list, methods=["GET"]),
             Route("/v1/models/{model:path}", models.retrieve, methods=["GET"]),
+            Route("/v1/tokens", TokenEndpoint(auth).mint, methods=["POST"]),
+            Route("/admin/keys", admin.create_key, methods=["POST"]),
+            Route("/admin/keys", admin.list_keys, methods=["GET"]),
+            Route("/admin/keys/{key_id}", admin.get_key, methods=["GET"]),
+            Route("/admin/keys/{key_id}", admin.revoke_key, methods=["DELETE"]),
+            Route("/admin/keys/{key_id}/rotate", admin.rotate_key, methods=["POST"]),
+            Route("/admin/audit", admin.audit, methods=["GET"]),
             Route("/health", models.health, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
         ],
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=_middleware(settings),
         exception_handlers={ChatgateError: _chatgate_error, HTTPException: _http_error},
         lifespan=lifespan,
     )
-    app.state.pipeline = pipeline
+    app.state.services = services
     return app
 
 

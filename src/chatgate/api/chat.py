@@ -12,8 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
+from chatgate.api.auth import authenticate
 from chatgate.api.sse import SSEResponse
-from chatgate.gateway import ChunkStream, Pipeline
+from chatgate.gateway import Authenticator, ChunkStream, Pipeline
 from chatgate.protocol import (
     ChatCompletionRequest,
     InvalidRequestError,
@@ -53,10 +54,12 @@ async def _disconnected(request: Request) -> None:
 
 
 class ChatEndpoint:
-    def __init__(self, pipeline: Pipeline):
+    def __init__(self, pipeline: Pipeline, authenticator: Authenticator):
         self._pipeline = pipeline
+        self._auth = authenticator
 
     async def handle(self, request: Request) -> Response | ASGIApp:
+        principal = await authenticate(request, self._auth, "chat.completions")
         content_type = request.headers.get("content-type", "")
         if content_type.split(";")[0].strip().lower() != "application/json":
             raise InvalidRequestError(
@@ -71,7 +74,7 @@ class ChatEndpoint:
         request_id: str = request.state.request_id
         try:
             outcome, ctx = await until_disconnect(
-                request, self._pipeline.chat(chat, body, request_id)
+                request, self._pipeline.chat(chat, body, request_id, principal)
             )
         except ClientDisconnected:
             log.info("client disconnected; request %s cancelled", request_id)

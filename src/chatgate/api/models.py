@@ -6,8 +6,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from chatgate.gateway import ModelRegistry
-from chatgate.protocol import ModelList
+from chatgate.api.auth import authenticate
+from chatgate.gateway import Authenticator, ModelRegistry
+from chatgate.protocol import ModelList, ModelNotFoundError
 
 __all__ = ["ModelEndpoints"]
 
@@ -17,15 +18,22 @@ def _json(payload: object, status: int = 200) -> Response:
 
 
 class ModelEndpoints:
-    def __init__(self, registry: ModelRegistry):
+    def __init__(self, registry: ModelRegistry, authenticator: Authenticator):
         self._registry = registry
+        self._auth = authenticator
 
     async def list(self, request: Request) -> Response:
-        models: ModelList = {"object": "list", "data": self._registry.models()}
+        principal = await authenticate(request, self._auth, "models")
+        data = [m for m in self._registry.models() if principal.may_use_model(m["id"])]
+        models: ModelList = {"object": "list", "data": data}
         return _json(models)
 
     async def retrieve(self, request: Request) -> Response:
-        return _json(self._registry.model(request.path_params["model"]))
+        principal = await authenticate(request, self._auth, "models")
+        model_id = request.path_params["model"]
+        if not principal.may_use_model(model_id):
+            raise ModelNotFoundError(model_id)
+        return _json(self._registry.model(model_id))
 
     async def health(self, request: Request) -> Response:
         states = self._registry.states()

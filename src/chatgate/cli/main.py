@@ -5,6 +5,9 @@ from __future__ import annotations
 import click
 
 from chatgate import __version__
+from chatgate.cli.audit import audit
+from chatgate.cli.db import db
+from chatgate.cli.keys import keys
 from chatgate.cli.serve import serve
 
 __all__ = ["cli", "main"]
@@ -16,7 +19,8 @@ def cli() -> None:
     """chatgate: an OpenAI-compatible ChatGPT-API gateway with an embedded local model."""
 
 
-cli.add_command(serve)
+for command in (serve, keys, db, audit):
+    cli.add_command(command)
 
 
 def main() -> None:

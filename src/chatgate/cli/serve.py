@@ -7,24 +7,52 @@ import os
 from pathlib import Path
 
 import click
+from granian import Granian
+from granian.constants import Interfaces
 
-from chatgate.config import CONFIG_ENV, ConfigError, load_settings
+from chatgate.cli.common import config_option, load_or_exit
+from chatgate.config import CONFIG_ENV, ConfigError, Settings
+from chatgate.gateway.services import is_loopback, master_key
 
 __all__ = ["serve"]
 
 
+def _refuse_open_network(settings: Settings) -> None:
+    try:
+        key = master_key(settings)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if key is None and not is_loopback(settings.server.host):
+        raise click.ClickException(
+            f"refusing to serve on {settings.server.host} without a master key: anyone on the "
+            "network could use the API and its admin endpoints. Set CHATGATE_MASTER_KEY (or "
+            "auth.master_key_file), or bind to 127.0.0.1."
+        )
+
+
 @click.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="YAML configuration file (default: $CHATGATE_CONFIG, else built-in defaults).",
-)
+@config_option
 @click.option("--host", help="Address to bind (server.host).")
 @click.option("--port", type=int, help="TCP port (server.port).")
 @click.option("--workers", type=int, help="Worker processes (server.workers).")
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="PEM certificate chain: serve HTTPS (server.tls_cert).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="PEM private key for --tls-cert (server.tls_key).",
+)
 def serve(
-    config_path: Path | None, host: str | None, port: int | None, workers: int | None
+    *,
+    config_path: Path | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
 ) -> None:
     """Start the OpenAI-compatible API (default http://127.0.0.1:8080/v1)."""
     # Command-line options become environment overrides so every worker process sees them.
@@ -32,24 +60,24 @@ def serve(
         "CHATGATE_SERVER__HOST": host,
         "CHATGATE_SERVER__PORT": None if port is None else str(port),
         "CHATGATE_SERVER__WORKERS": None if workers is None else str(workers),
+        "CHATGATE_SERVER__TLS_CERT": None if tls_cert is None else str(tls_cert.resolve()),
+        "CHATGATE_SERVER__TLS_KEY": None if tls_key is None else str(tls_key.resolve()),
         CONFIG_ENV: None if config_path is None else str(config_path.resolve()),
     }
     os.environ.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-
-    from granian import Granian
-    from granian.constants import Interfaces
+    settings = load_or_exit(None)
+    _refuse_open_network(settings)
+    # Workers may start in another directory: pin the data dir to an absolute path.
+    os.environ["CHATGATE_DATA_DIR"] = str(settings.data_dir.resolve())
 
     server = settings.server
     logging.basicConfig(
         level=server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    scheme = "https" if server.tls_cert else "http"
     click.echo(
         f"chatgate serving {', '.join(m.name for m in settings.models)} "
-        f"at http://{server.host}:{server.port}/v1",
+        f"at {scheme}://{server.host}:{server.port}/v1",
         err=True,
     )
     Granian(
@@ -61,4 +89,6 @@ def serve(
         workers=server.workers,
         log_level=server.log_level,  # type: ignore[arg-type]
         log_access=False,
+        ssl_cert=server.tls_cert,
+        ssl_key=server.tls_key,
     ).serve()

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from chatgate.gateway.auth import Principal
 from chatgate.gateway.registry import Deployment
 from chatgate.gateway.streams import ChunkStream
 from chatgate.protocol import ChatCompletion, ChatCompletionRequest
@@ -24,6 +25,7 @@ class ChatContext:
     body: dict[str, Any]
     request_id: str
     deployment: Deployment
+    principal: Principal
     deadline: float
     """``time.monotonic()`` by which the request must end."""
     started: float = field(default_factory=time.monotonic)

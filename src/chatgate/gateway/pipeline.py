@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from chatgate.gateway.auth import Principal
 from chatgate.gateway.context import ChatContext, Next, Outcome, Stage
 from chatgate.gateway.registry import ModelRegistry
 from chatgate.gateway.streams import peek
@@ -35,7 +36,11 @@ class Pipeline:
         self._handler = handler
 
     async def chat(
-        self, request: ChatCompletionRequest, body: dict[str, Any], request_id: str
+        self,
+        request: ChatCompletionRequest,
+        body: dict[str, Any],
+        request_id: str,
+        principal: Principal,
     ) -> tuple[Outcome, ChatContext]:
         deployment = self.registry.resolve(request.model)
         ctx = ChatContext(
@@ -43,6 +48,7 @@ class Pipeline:
             body=body,
             request_id=request_id,
             deployment=deployment,
+            principal=principal,
             deadline=time.monotonic() + self._timeout,
         )
         outcome = await self._handler(ctx)

@@ -14,13 +14,16 @@ from chatgate.protocol.chat import (
     TopLogprob,
 )
 from chatgate.protocol.errors import (
+    AuthenticationError,
     ChatgateError,
     ContextLengthExceededError,
     InvalidRequestError,
     ModelNotFoundError,
     NotFoundError,
     OverloadedError,
+    PermissionDeniedError,
     ServiceUnavailableError,
+    TooManyRequestsError,
     UnsupportedParameterError,
     UpstreamError,
     UpstreamTimeoutError,
@@ -30,6 +33,7 @@ from chatgate.protocol.models import ModelList, ModelObject
 from chatgate.protocol.parse import parse_json_object, validate
 
 __all__ = [
+    "AuthenticationError",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatCompletionRequest",
@@ -46,9 +50,11 @@ __all__ = [
     "ModelObject",
     "NotFoundError",
     "OverloadedError",
+    "PermissionDeniedError",
     "ResponseMessage",
     "ServiceUnavailableError",
     "TokenLogprob",
+    "TooManyRequestsError",
     "TopLogprob",
     "UnsupportedParameterError",
     "UpstreamError",

@@ -6,6 +6,9 @@ Hierarchy::
     +-- InvalidRequestError            (400 invalid_request_error)
     |   +-- ContextLengthExceededError (400 invalid_request_error, code context_length_exceeded)
     |   +-- UnsupportedParameterError  (400 invalid_request_error, code unsupported_parameter)
+    +-- AuthenticationError            (401 authentication_error, code invalid_api_key)
+    +-- PermissionDeniedError          (403 permission_error, code permission_denied)
+    +-- TooManyRequestsError           (429 rate_limit_error)
     +-- NotFoundError                  (404 invalid_request_error)
     |   +-- ModelNotFoundError         (404 invalid_request_error, code model_not_found)
     +-- OverloadedError                (503 server_error, code server_overloaded)
@@ -21,13 +24,16 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AuthenticationError",
     "ChatgateError",
     "ContextLengthExceededError",
     "InvalidRequestError",
     "ModelNotFoundError",
     "NotFoundError",
     "OverloadedError",
+    "PermissionDeniedError",
     "ServiceUnavailableError",
+    "TooManyRequestsError",
     "UnsupportedParameterError",
     "UpstreamError",
     "UpstreamTimeoutError",
@@ -71,6 +77,24 @@ class ContextLengthExceededError(InvalidRequestError):
 
 class UnsupportedParameterError(InvalidRequestError):
     default_code = "unsupported_parameter"
+
+
+class AuthenticationError(ChatgateError):
+    status = 401
+    type = "authentication_error"
+    default_code = "invalid_api_key"
+
+
+class PermissionDeniedError(ChatgateError):
+    status = 403
+    type = "permission_error"
+    default_code = "permission_denied"
+
+
+class TooManyRequestsError(ChatgateError):
+    status = 429
+    type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
 
 
 class NotFoundError(ChatgateError):

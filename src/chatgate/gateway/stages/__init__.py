@@ -1,5 +1,6 @@
 """Pipeline stages, one job each, in the order the pipeline runs them."""
 
+from chatgate.gateway.stages.access import AccessStage
 from chatgate.gateway.stages.deadline import DeadlineStage
 
-__all__ = ["DeadlineStage"]
+__all__ = ["AccessStage", "DeadlineStage"]

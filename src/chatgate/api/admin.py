@@ -1,0 +1,124 @@
+"""The admin API: ``/admin/keys`` (create, list, show, revoke, rotate) and ``/admin/audit``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from chatgate.api.auth import require_admin
+from chatgate.gateway.services import Services
+from chatgate.protocol import InvalidRequestError, NotFoundError, parse_json_object, validate
+from chatgate.protocol.admin import KeyCreateRequest, KeyRotateRequest
+from chatgate.state import ApiKey, KeySpec
+
+__all__ = ["AdminEndpoints"]
+
+
+def _json(payload: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+def _with_secret(key: ApiKey, secret: str) -> dict[str, Any]:
+    return {**key.public(), "secret": secret}
+
+
+def _missing(key_id: str) -> NotFoundError:
+    return NotFoundError(f"No key with id `{key_id}`.", param="id", code="key_not_found")
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    return parse_json_object(raw) if raw.strip() else {}
+
+
+class AdminEndpoints:
+    def __init__(self, services: Services):
+        self._services = services
+        self._auth = services.authenticator
+
+    async def create_key(self, request: Request) -> Response:
+        actor = (await require_admin(request, self._auth)).actor
+        spec = validate(KeyCreateRequest, await _body(request))
+        key, secret = await self._services.keys.create(
+            KeySpec(
+                name=spec.name,
+                owner=spec.owner,
+                allowed_models=spec.allowed_models,
+                allowed_endpoints=spec.allowed_endpoints,
+                expires_at=spec.expiry(),
+                metadata=spec.metadata,
+            ),
+            actor=actor,
+        )
+        self._auth.invalidate()
+        return _json(_with_secret(key, secret), 201)
+
+    async def list_keys(self, request: Request) -> Response:
+        await require_admin(request, self._auth)
+        include = request.query_params.get("include_revoked", "false").lower()
+        if include not in ("true", "false"):
+            raise InvalidRequestError(
+                "`include_revoked` must be true or false.", param="include_revoked"
+            )
+        keys = await self._services.keys.list_keys(include_revoked=include == "true")
+        return _json({"object": "list", "data": [k.public() for k in keys]})
+
+    async def get_key(self, request: Request) -> Response:
+        await require_admin(request, self._auth)
+        key_id = request.path_params["key_id"]
+        key = await self._services.keys.get(key_id)
+        if key is None:
+            raise _missing(key_id)
+        return _json(key.public())
+
+    async def revoke_key(self, request: Request) -> Response:
+        actor = (await require_admin(request, self._auth)).actor
+        key_id = request.path_params["key_id"]
+        key = await self._services.keys.revoke(key_id, actor=actor)
+        if key is None:
+            raise _missing(key_id)
+        self._auth.invalidate(key_id)
+        return _json(key.public())
+
+    async def rotate_key(self, request: Request) -> Response:
+        actor = (await require_admin(request, self._auth)).actor
+        key_id = request.path_params["key_id"]
+        body = validate(KeyRotateRequest, await _body(request))
+        rotated = await self._services.keys.rotate(
+            key_id, grace_seconds=body.grace_period, actor=actor
+        )
+        if rotated is None:
+            if await self._services.keys.get(key_id) is None:
+                raise _missing(key_id)
+            raise InvalidRequestError(
+                f"Key `{key_id}` is revoked or expired and cannot be rotated.",
+                param="id",
+                code="key_inactive",
+            )
+        self._auth.invalidate(key_id)
+        return _json(_with_secret(*rotated))
+
+    async def audit(self, request: Request) -> Response:
+        await require_admin(request, self._auth)
+        try:
+            limit = int(request.query_params.get("limit", "100"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 1000:
+            raise InvalidRequestError("`limit` must be an integer from 1 to 1000.", param="limit")
+        entries = await self._services.audit.entries(limit=limit)
+        data = [
+            {
+                "id": e.id,
+                "at": e.at,
+                "actor": e.actor,
+                "action": e.action,
+                "target": e.target,
+                "details": e.details,
+            }
+            for e in entries
+        ]
+        return _json({"object": "list", "data": data})

@@ -1,0 +1,106 @@
+"""Everything a running gateway holds, built once from settings: the store and its repositories,
+the authenticator, the model registry and the pipeline. The CLI uses the same pieces."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import secrets
+import time
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from chatgate.config import ConfigError, Settings, resolve_secret
+from chatgate.gateway.auth import Authenticator
+from chatgate.gateway.pipeline import Pipeline
+from chatgate.gateway.registry import ModelRegistry
+from chatgate.gateway.stages import AccessStage, DeadlineStage
+from chatgate.gateway.tokens import TokenSigner
+from chatgate.state import AuditLog, Database, KeyStore
+from chatgate.state.token_uses import TokenUses
+
+__all__ = ["Services", "is_loopback", "master_key", "store"]
+
+log = logging.getLogger("chatgate")
+
+MIN_MASTER_KEY = 16
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def master_key(settings: Settings) -> str | None:
+    key = resolve_secret(
+        settings.auth.master_key_env, settings.auth.master_key_file, required=False
+    )
+    if key is not None and len(key) < MIN_MASTER_KEY:
+        raise ConfigError(f"the master key must be at least {MIN_MASTER_KEY} characters long")
+    return key
+
+
+def _token_secret(settings: Settings, master: str | None) -> bytes:
+    configured = resolve_secret(
+        settings.auth.token_secret_env, settings.auth.token_secret_file, required=False
+    )
+    if configured:
+        return configured.encode()
+    if master:
+        # Every replica shares the master key, so they derive the same signing secret.
+        hkdf = HKDF(hashes.SHA256(), length=32, salt=None, info=b"chatgate browser tokens")
+        return hkdf.derive(master.encode())
+    return secrets.token_bytes(32)  # open single-process mode: tokens live as long as it does
+
+
+def store(settings: Settings) -> Database:
+    return Database(settings.store_url, pool_size=settings.store.pool_size)
+
+
+class Services:
+    def __init__(self, settings: Settings):
+        master = master_key(settings)
+        self.settings = settings
+        self.db = store(settings)
+        self.keys = KeyStore(self.db)
+        self.audit = AuditLog(self.db)
+        self.authenticator = Authenticator(
+            self.keys,
+            TokenUses(self.db),
+            TokenSigner(
+                _token_secret(settings, master),
+                default_ttl=min(settings.auth.token_ttl, settings.auth.token_max_ttl),
+                max_ttl=settings.auth.token_max_ttl,
+            ),
+            master_key=master,
+            cache_ttl=settings.auth.key_cache_ttl,
+            poll_interval=settings.auth.revocation_poll_interval,
+        )
+        self.registry = ModelRegistry.from_settings(settings, created=int(time.time()))
+        self.pipeline = Pipeline(
+            self.registry,
+            [DeadlineStage(), AccessStage()],
+            request_timeout=settings.server.request_timeout,
+        )
+
+    async def start(self) -> None:
+        if self.settings.store.migrate_on_start:
+            await self.db.upgrade()
+        await self.authenticator.start()
+        await self.registry.start()
+        if self.authenticator.open:
+            log.warning(
+                "NO MASTER KEY: chatgate is OPEN — every endpoint, admin included, answers "
+                "anyone who can reach %s. Set CHATGATE_MASTER_KEY to require keys.",
+                self.settings.server.host,
+            )
+
+    async def close(self) -> None:
+        await self.registry.close()
+        await self.authenticator.close()
+        await self.db.close()

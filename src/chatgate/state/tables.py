@@ -1,0 +1,90 @@
+"""The store's tables (SQLAlchemy 2). Times are Unix seconds (float) on every backend."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "ApiKeyRow",
+    "ApiKeySecretRow",
+    "AuditRow",
+    "Base",
+    "StateVersionRow",
+    "StoredBodyRow",
+    "TokenUseRow",
+]
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class StateVersionRow(Base):
+    """A change counter per kind of state; replicas poll it to invalidate caches."""
+
+    __tablename__ = "state_versions"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str | None] = mapped_column(String(200))
+    allowed_models: Mapped[list[str]]
+    allowed_endpoints: Mapped[list[str]]
+    expires_at: Mapped[float | None] = mapped_column(Float)
+    key_metadata: Mapped[dict[str, Any]] = mapped_column("metadata")
+    created_at: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str] = mapped_column(String(64))
+    last_used_at: Mapped[float | None] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+    version: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class ApiKeySecretRow(Base):
+    """A secret's SHA-256; a key has one current secret, plus old ones during a rotation grace."""
+
+    __tablename__ = "api_key_secrets"
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_api_key_secrets_key_id", "key_id"),)
+
+
+class TokenUseRow(Base):
+    """Requests made with a browser token that carries a request limit."""
+
+    __tablename__ = "token_uses"
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    used: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]]
+
+
+class StoredBodyRow(Base):
+    """A request or response body, encrypted with AES-GCM under the data key ``key_id``."""
+
+    __tablename__ = "stored_bodies"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    key_id: Mapped[str] = mapped_column(String(64), index=True)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[float] = mapped_column(Float)
