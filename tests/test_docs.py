@@ -31,7 +31,7 @@ def _keys(prefix: str, model: type[BaseModel]) -> list[str]:
 
 
 def test_every_setting_is_in_the_configuration_reference() -> None:
-    sections = {
+    sections: dict[str, type[BaseModel]] = {
         "server": ServerConfig,
         "store": StoreConfig,
         "auth": AuthConfig,
