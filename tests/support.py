@@ -124,6 +124,7 @@ class Gateway:
 def start_gateway(
     tmp: Path, config: str | None = None, env: dict[str, str] | None = None, ready: bool = True
 ) -> Gateway:
+    tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     args = [sys.executable, "-m", "chatgate", "serve", "--port", str(port)]
     if config is not None:
