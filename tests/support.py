@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -44,11 +45,12 @@ def raw(
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
     timeout: float = 60.0,
+    context: ssl.SSLContext | None = None,
 ) -> RawResponse:
     """One plain HTTP request; error statuses are returned, not raised."""
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return RawResponse(
                 response.status,
                 {k.lower(): v for k, v in response.headers.items()},
@@ -100,10 +102,12 @@ class Gateway:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    scheme: str = "http"
+    ssl_context: ssl.SSLContext | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -122,22 +126,29 @@ class Gateway:
 
 
 def start_gateway(
-    tmp: Path, config: str | None = None, env: dict[str, str] | None = None, ready: bool = True
+    tmp: Path,
+    config: str | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    ready: bool = True,
+    args: tuple[str, ...] = (),
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Gateway:
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    args = [sys.executable, "-m", "chatgate", "serve", "--port", str(port)]
+    command = [sys.executable, "-m", "chatgate", "serve", "--port", str(port), *args]
     if config is not None:
         path = tmp / "chatgate.yaml"
         path.write_text(config)
-        args += ["--config", str(path)]
+        command += ["--config", str(path)]
     log_path = tmp / f"chatgate-{port}.log"
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("CHATGATE_")}
     child_env["CHATGATE_DATA_DIR"] = str(tmp / "data")
     child_env.update(env or {})
     with log_path.open("wb") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=child_env)
-    gateway = Gateway(process, port, log_path)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=child_env)
+    scheme = "https" if ssl_context is not None else "http"
+    gateway = Gateway(process, port, log_path, scheme, ssl_context)
     if ready:
         wait_healthy(gateway)
     return gateway
@@ -150,7 +161,7 @@ def wait_healthy(gateway: Gateway, timeout: float = 60.0) -> None:
         if gateway.process.poll() is not None:
             raise RuntimeError(f"chatgate exited early:\n{gateway.log()}")
         try:
-            if raw(f"{gateway.url}/health").status == 200:
+            if raw(f"{gateway.url}/health", context=gateway.ssl_context).status == 200:
                 return
         except OSError:
             pass
