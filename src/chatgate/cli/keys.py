@@ -13,9 +13,19 @@ import orjson
 from pydantic import ValidationError
 
 from chatgate.cli.common import config_option, load_or_exit, run
+from chatgate.config import ConfigError
 from chatgate.gateway.services import store
 from chatgate.protocol.admin import KeyCreateRequest
-from chatgate.state import ApiKey, Database, KeySpec, KeyStore
+from chatgate.state import (
+    ApiKey,
+    BodyStore,
+    Database,
+    DecryptionError,
+    Keyring,
+    KeySpec,
+    KeyStore,
+    new_data_key,
+)
 
 __all__ = ["keys"]
 
@@ -178,3 +188,36 @@ def rotate(config_path: Path | None, key_id: str, grace: float) -> None:
     if rotated is None:
         raise click.ClickException(f"no active key with id {key_id}")
     _show(*rotated)
+
+
+@keys.command()
+@config_option
+def reencrypt(config_path: Path | None) -> None:
+    """Re-encrypt stored bodies under the newest data key (after adding one)."""
+    settings = load_or_exit(config_path)
+    try:
+        keyring = Keyring.from_config(settings.encryption)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if keyring.newest is None:
+        raise click.ClickException("no data key configured (encryption.keys)")
+
+    async def go() -> int:
+        database = store(settings)
+        try:
+            await database.upgrade()
+            return await BodyStore(database, keyring).reencrypt()
+        finally:
+            await database.close()
+
+    try:
+        changed = run(go())
+    except DecryptionError as exc:
+        raise click.ClickException(f"cannot re-encrypt: {exc}") from None
+    click.echo(f"re-encrypted {changed} records under data key {keyring.newest}")
+
+
+@keys.command("new-data-key")
+def new_data_key_command() -> None:
+    """Print a fresh random data key (base64) for encryption.keys."""
+    click.echo(new_data_key())

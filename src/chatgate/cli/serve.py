@@ -12,14 +12,14 @@ from granian.constants import Interfaces
 
 from chatgate.cli.common import config_option, load_or_exit
 from chatgate.config import CONFIG_ENV, ConfigError, Settings
-from chatgate.gateway.services import is_loopback, master_key
+from chatgate.gateway.services import is_loopback, validate_secrets
 
 __all__ = ["serve"]
 
 
 def _refuse_open_network(settings: Settings) -> None:
     try:
-        key = master_key(settings)
+        key = validate_secrets(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     if key is None and not is_loopback(settings.server.host):

@@ -17,10 +17,10 @@ from chatgate.gateway.pipeline import Pipeline
 from chatgate.gateway.registry import ModelRegistry
 from chatgate.gateway.stages import AccessStage, DeadlineStage
 from chatgate.gateway.tokens import TokenSigner
-from chatgate.state import AuditLog, Database, KeyStore
+from chatgate.state import AuditLog, BodyStore, Database, Keyring, KeyStore
 from chatgate.state.token_uses import TokenUses
 
-__all__ = ["Services", "is_loopback", "master_key", "store"]
+__all__ = ["Services", "is_loopback", "master_key", "store", "validate_secrets"]
 
 log = logging.getLogger("chatgate")
 
@@ -43,6 +43,12 @@ def master_key(settings: Settings) -> str | None:
     if key is not None and len(key) < MIN_MASTER_KEY:
         raise ConfigError(f"the master key must be at least {MIN_MASTER_KEY} characters long")
     return key
+
+
+def validate_secrets(settings: Settings) -> str | None:
+    """Resolve every secret config names (raising ConfigError); returns the master key."""
+    Keyring.from_config(settings.encryption)
+    return master_key(settings)
 
 
 def _token_secret(settings: Settings, master: str | None) -> bytes:
@@ -69,6 +75,8 @@ class Services:
         self.db = store(settings)
         self.keys = KeyStore(self.db)
         self.audit = AuditLog(self.db)
+        self.keyring = Keyring.from_config(settings.encryption)
+        self.bodies = BodyStore(self.db, self.keyring)
         self.authenticator = Authenticator(
             self.keys,
             TokenUses(self.db),
