@@ -7,9 +7,13 @@ import pkgutil
 import re
 from pathlib import Path
 
+import pytest
 from pydantic import BaseModel
+from starlette.routing import Route
 
 import chatgate
+from chatgate.api import create_app
+from chatgate.api.openapi import openapi_document
 from chatgate.config import (
     AuthConfig,
     CorsConfig,
@@ -20,6 +24,7 @@ from chatgate.config import (
     ServerConfig,
     Settings,
     StoreConfig,
+    load_settings,
 )
 
 ROOT = Path(__file__).parent.parent
@@ -63,6 +68,11 @@ def test_readme_opens_with_two_setup_commands() -> None:
     assert commands[1].endswith(".venv/bin/pytest")
 
 
+def _isort(name: str) -> tuple[int, str]:
+    """ruff's `__all__` order: CONSTANTS, then Classes, then functions."""
+    return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+
 def test_every_package_exports_a_sorted_complete_all() -> None:
     for info in pkgutil.walk_packages(chatgate.__path__, "chatgate."):
         if info.name.endswith("__main__"):
@@ -72,6 +82,21 @@ def test_every_package_exports_a_sorted_complete_all() -> None:
         if exported is None:
             assert not info.ispkg, f"{info.name} has no __all__"
             continue
-        assert list(exported) == sorted(exported), f"{info.name}.__all__ is not sorted"
+        assert list(exported) == sorted(exported, key=_isort), f"{info.name}.__all__ unsorted"
         for name in exported:
             assert hasattr(module, name), f"{info.name}.__all__ names missing {name}"
+
+
+def test_openapi_document_covers_every_route(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CHATGATE_CONFIG", raising=False)
+    app = create_app(load_settings())
+    document = openapi_document()
+    routes = {
+        (route.path.replace(":path", ""), method.lower())
+        for route in app.routes
+        if isinstance(route, Route) and route.path != "/openapi.json"
+        for method in route.methods or ()
+        if method != "HEAD"
+    }
+    documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
+    assert routes == documented

@@ -8,6 +8,14 @@ from pydantic import TypeAdapter
 
 from chatgate import __version__
 from chatgate.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+from chatgate.protocol.admin import (
+    ApiKeyObject,
+    AuditEntryObject,
+    KeyCreateRequest,
+    KeyRotateRequest,
+    TokenObject,
+    TokenRequest,
+)
 from chatgate.protocol.models import ModelList, ModelObject
 
 __all__ = ["openapi_document"]
@@ -31,18 +39,30 @@ _ERROR = {
     },
 }
 
+_TYPES: dict[str, Any] = {
+    "ChatCompletionRequest": ChatCompletionRequest,
+    "ChatCompletion": ChatCompletion,
+    "ChatCompletionChunk": ChatCompletionChunk,
+    "Model": ModelObject,
+    "ModelList": ModelList,
+    "KeyCreateRequest": KeyCreateRequest,
+    "KeyRotateRequest": KeyRotateRequest,
+    "ApiKey": ApiKeyObject,
+    "TokenRequest": TokenRequest,
+    "Token": TokenObject,
+    "AuditEntry": AuditEntryObject,
+}
 
-def _schema(tp: Any, components: dict[str, Any], mode: str) -> dict[str, Any]:
-    schema = TypeAdapter(tp).json_schema(ref_template=_REF, mode=mode)  # type: ignore[arg-type]
-    components.update(schema.pop("$defs", {}))
-    return schema
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
-    ref = {"$ref": "#/components/schemas/Error"}
+def _list_of(name: str) -> dict[str, Any]:
     return {
-        str(s): {"description": "Error", "content": {"application/json": {"schema": ref}}}
-        for s in statuses
+        "type": "object",
+        "required": ["object", "data"],
+        "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": _ref(name)}},
     }
 
 
@@ -50,22 +70,49 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _operation(
+    operation_id: str,
+    ok: dict[str, Any],
+    *,
+    body: str | None = None,
+    errors: tuple[int, ...] = (),
+    parameters: tuple[dict[str, Any], ...] = (),
+    status: str = "200",
+    public: bool = False,
+) -> dict[str, Any]:
+    error = _json(_ref("Error"), "Error in OpenAI's shape")
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "responses": {status: ok, **{str(s): error for s in errors}},
+    }
+    if body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(body)}},
+        }
+    if parameters:
+        operation["parameters"] = list(parameters)
+    if public:
+        operation["security"] = []
+    return operation
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
 def openapi_document() -> dict[str, Any]:
     components: dict[str, Any] = {"Error": _ERROR}
-    for name, tp in (
-        ("ChatCompletionRequest", ChatCompletionRequest),
-        ("ChatCompletion", ChatCompletion),
-        ("ChatCompletionChunk", ChatCompletionChunk),
-        ("Model", ModelObject),
-        ("ModelList", ModelList),
-    ):
-        components[name] = _schema(tp, components, "validation")
-
-    def ref(name: str) -> dict[str, str]:
-        return {"$ref": f"#/components/schemas/{name}"}
-
-    chat_ok = _json(ref("ChatCompletion"), "A chat completion, or an SSE stream of chunks")
+    for name, tp in _TYPES.items():
+        schema = TypeAdapter(tp).json_schema(ref_template=_REF, mode="validation")
+        components.update(schema.pop("$defs", {}))
+        components[name] = schema
+    chat_ok = _json(_ref("ChatCompletion"), "A chat completion, or an SSE stream of chunks")
     chat_ok["content"]["text/event-stream"] = {"schema": {"type": "string"}}
+    auth_errors = (401, 403)
+    key = _json(_ref("ApiKey"), "A key")
+    key_id = (_path_param("key_id"),)
+    keys = _json(_list_of("ApiKey"), "Keys")
     return {
         "openapi": "3.1.0",
         "info": {
@@ -73,46 +120,78 @@ def openapi_document() -> dict[str, Any]:
             "version": __version__,
             "description": "OpenAI-compatible ChatGPT-API gateway.",
         },
+        "security": [{"bearer": []}],
         "paths": {
             "/v1/chat/completions": {
-                "post": {
-                    "operationId": "createChatCompletion",
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": ref("ChatCompletionRequest")}},
-                    },
-                    "responses": {"200": chat_ok, **_errors(400, 404, 500, 503, 504)},
-                }
+                "post": _operation(
+                    "createChatCompletion",
+                    chat_ok,
+                    body="ChatCompletionRequest",
+                    errors=(400, *auth_errors, 404, 429, 500, 502, 503, 504),
+                )
             },
             "/v1/models": {
-                "get": {
-                    "operationId": "listModels",
-                    "responses": {"200": _json(ref("ModelList"), "Models this server serves")},
-                }
+                "get": _operation(
+                    "listModels", _json(_ref("ModelList"), "Models you may use"), errors=(401,)
+                )
             },
             "/v1/models/{model}": {
-                "get": {
-                    "operationId": "retrieveModel",
-                    "parameters": [
-                        {
-                            "name": "model",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        }
-                    ],
-                    "responses": {"200": _json(ref("Model"), "One model"), **_errors(404)},
-                }
+                "get": _operation(
+                    "retrieveModel",
+                    _json(_ref("Model"), "One model"),
+                    errors=(401, 404),
+                    parameters=(_path_param("model"),),
+                )
+            },
+            "/v1/tokens": {
+                "post": _operation(
+                    "createBrowserToken",
+                    _json(_ref("Token"), "A short-lived browser token"),
+                    body="TokenRequest",
+                    errors=(400, *auth_errors),
+                )
+            },
+            "/admin/keys": {
+                "post": _operation(
+                    "createKey",
+                    key,
+                    body="KeyCreateRequest",
+                    errors=(400, *auth_errors),
+                    status="201",
+                ),
+                "get": _operation("listKeys", keys, errors=auth_errors),
+            },
+            "/admin/keys/{key_id}": {
+                "get": _operation("getKey", key, errors=(*auth_errors, 404), parameters=key_id),
+                "delete": _operation(
+                    "revokeKey", key, errors=(*auth_errors, 404), parameters=key_id
+                ),
+            },
+            "/admin/keys/{key_id}/rotate": {
+                "post": _operation(
+                    "rotateKey",
+                    key,
+                    body="KeyRotateRequest",
+                    errors=(400, *auth_errors, 404),
+                    parameters=key_id,
+                )
+            },
+            "/admin/audit": {
+                "get": _operation(
+                    "listAudit", _json(_list_of("AuditEntry"), "Admin actions"), errors=auth_errors
+                )
             },
             "/health": {
-                "get": {
-                    "operationId": "health",
-                    "responses": {
-                        "200": {"description": "Every model is ready"},
-                        "503": {"description": "A model is still loading"},
-                    },
-                }
+                "get": _operation(
+                    "health",
+                    {"description": "Every model is ready"},
+                    errors=(503,),
+                    public=True,
+                )
             },
         },
-        "components": {"schemas": components},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
     }

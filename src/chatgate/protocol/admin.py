@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing_extensions import TypedDict
 
-__all__ = ["ENDPOINTS", "KeyCreateRequest", "KeyRotateRequest", "TokenRequest"]
+__all__ = [
+    "ENDPOINTS",
+    "ApiKeyObject",
+    "AuditEntryObject",
+    "KeyCreateRequest",
+    "KeyRotateRequest",
+    "TokenObject",
+    "TokenRequest",
+]
 
 ENDPOINTS = ("chat.completions", "models", "tokens")
 """Endpoint scopes a key may be limited to (empty list: all of them)."""
@@ -77,3 +86,41 @@ class TokenRequest(_Admin):
     """Requests the token may make in its lifetime."""
     ttl: Annotated[int, Field(ge=1)] | None = None
     """Lifetime in seconds (default and maximum set by the server)."""
+
+
+class ApiKeyObject(TypedDict):
+    """A key as the admin API shows it; ``secret`` only in the answers to create and rotate."""
+
+    id: str
+    object: Literal["api_key"]
+    name: str
+    owner: str | None
+    allowed_models: list[str]
+    allowed_endpoints: list[str]
+    expires_at: float | None
+    metadata: dict[str, Any]
+    created_at: float
+    created_by: str
+    last_used_at: float | None
+    revoked_at: float | None
+    secret: NotRequired[str]
+
+
+class TokenObject(TypedDict):
+    object: Literal["chatgate.token"]
+    token: str
+    key_id: str
+    expires_at: float
+    models: list[str]
+    max_tokens: int | None
+    origin: str | None
+    max_requests: int | None
+
+
+class AuditEntryObject(TypedDict):
+    id: int
+    at: float
+    actor: str
+    action: str
+    target: str | None
+    details: dict[str, Any]
