@@ -14,6 +14,8 @@ from starlette.routing import Route
 import chatgate
 from chatgate.api import create_app
 from chatgate.api.openapi import openapi_document
+from chatgate.cli.main import cli
+from chatgate.cli.reference import render
 from chatgate.config import (
     AuthConfig,
     CorsConfig,
@@ -100,3 +102,7 @@ def test_openapi_document_covers_every_route(monkeypatch: pytest.MonkeyPatch) ->
     }
     documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
     assert routes == documented
+
+
+def test_cli_reference_is_current() -> None:
+    assert (ROOT / "docs" / "cli.md").read_text() == render(cli)
