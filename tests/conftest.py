@@ -1,12 +1,19 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import openai
 import pytest
 
-from tests.support import Gateway, start_gateway
+from tests.support import (
+    MASTER,
+    SECRET_PATTERNS,
+    STARTED_LOGS,
+    UPSTREAM_KEY,
+    Gateway,
+    start_gateway,
+)
 
 
 @pytest.fixture(scope="session")
@@ -23,8 +30,11 @@ def client(gateway: Gateway) -> openai.OpenAI:
 
 
 @pytest.fixture
-def async_client(gateway: Gateway) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0)
+async def async_client(gateway: Gateway) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(
+        base_url=gateway.base_url, api_key="unused", max_retries=0
+    ) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +47,14 @@ def artifacts() -> Path:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log() -> Iterator[None]:
+    """After the whole run: no gateway log holds a key secret, token or known test secret."""
+    yield
+    known = [MASTER, UPSTREAM_KEY]
+    for path in STARTED_LOGS:
+        text = path.read_text(errors="replace") if path.exists() else ""
+        assert not any(p.search(text) for p in SECRET_PATTERNS), f"a secret leaked into {path}"
+        assert not any(secret in text for secret in known), f"a secret leaked into {path}"

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import secrets
 import socket
 import ssl
@@ -95,6 +96,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+MASTER = "master-key-for-tests-0123456789"
+UPSTREAM_KEY = "sk-upstream-secret-0123456789"
+
+STARTED_LOGS: list[Path] = []
+"""Every gateway log of this test session (scanned for secrets at the end)."""
+
+SECRET_PATTERNS = (
+    re.compile(r"cg-[A-Za-z0-9_-]{43}"),  # virtual key secrets
+    re.compile(r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"),  # browser tokens
+)
+
+
 @dataclass
 class Gateway:
     """A ``chatgate serve`` subprocess on a free port."""
@@ -149,6 +162,7 @@ def start_gateway(
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=child_env)
     scheme = "https" if ssl_context is not None else "http"
     gateway = Gateway(process, port, log_path, scheme, ssl_context)
+    STARTED_LOGS.append(log_path)
     if ready:
         wait_healthy(gateway)
     return gateway

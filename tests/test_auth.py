@@ -10,9 +10,8 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from tests.support import Gateway, RawResponse, post_json, raw, start_gateway
+from tests.support import MASTER, Gateway, RawResponse, post_json, raw, start_gateway
 
-MASTER = "master-key-for-tests-0123456789"
 MODEL = "smollm2-135m-instruct"
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 

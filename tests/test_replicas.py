@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Gateway, postgres_database, raw, start_gateway
-from tests.test_auth import MASTER, create_key
+from tests.support import MASTER, Gateway, postgres_database, raw, start_gateway
+from tests.test_auth import create_key
 
 pytestmark = pytest.mark.slow
 

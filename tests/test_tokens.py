@@ -9,8 +9,8 @@ from typing import Any
 import openai
 import pytest
 
-from tests.support import Gateway, post_json, raw, start_gateway
-from tests.test_auth import HI, MASTER, MODEL, admin, create_key
+from tests.support import MASTER, Gateway, post_json, raw, start_gateway
+from tests.test_auth import HI, MODEL, admin, create_key
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from tests.fake_upstream import FakeUpstream
 from tests.support import (
+    UPSTREAM_KEY,
     Gateway,
     assert_openai_shape,
     free_port,
@@ -19,7 +20,7 @@ from tests.support import (
     start_gateway,
 )
 
-KEY = "sk-upstream-secret-0123456789"
+KEY = UPSTREAM_KEY
 ASK: list[ChatCompletionMessageParam] = [{"role": "user", "content": "ping pong table"}]
 
 
