@@ -30,11 +30,15 @@ __all__ = [
     "AuthConfig",
     "ConfigError",
     "CorsConfig",
+    "DegradedResponse",
     "EncryptionConfig",
     "EncryptionKeyConfig",
+    "LimitSpec",
+    "LimitsConfig",
     "LocalModelConfig",
     "ModelConfig",
     "OpenAICompatModelConfig",
+    "RoutingConfig",
     "ServerConfig",
     "Settings",
     "StoreConfig",
@@ -111,6 +115,55 @@ class AuthConfig(_Section):
     """Seconds between checks for key changes made by other replicas or the CLI."""
 
 
+class LimitSpec(_Section):
+    rpm: Annotated[int, Field(ge=1)] | None = None
+    """Requests per minute (sliding 60 s window)."""
+    tpm: Annotated[int, Field(ge=1)] | None = None
+    """Tokens per minute: prompt + reserved completion, settled to actual usage."""
+    concurrent: Annotated[int, Field(ge=1)] | None = None
+    """Requests in flight at once."""
+
+
+class LimitsConfig(_Section):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    backend: Literal["memory", "redis"] = "memory"
+    """`memory` (one process) or `redis` (shared by every replica)."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: Annotated[str, Field(min_length=1)] = "chatgate"
+    """Namespace of the limiter's Redis keys."""
+    on_backend_error: Literal["open", "closed"] = "closed"
+    """When Redis is unreachable: admit (`open`) or refuse with 503 (`closed`)."""
+    global_: LimitSpec = Field(default_factory=LimitSpec, alias="global")
+    """Limits on all traffic through this gateway."""
+    models: dict[str, LimitSpec] = {}
+    """Limits per public model name."""
+    owners: dict[str, LimitSpec] = {}
+    """Limits per key owner/team."""
+    owner_default: LimitSpec | None = None
+    """Limits for owners not listed in `owners`."""
+    key_default: LimitSpec | None = None
+    """Limits for keys that have none of their own."""
+    completion_reserve: Annotated[int, Field(ge=1)] = 1024
+    """Completion tokens reserved when a request sets no `max_tokens`."""
+    queue_timeout: Annotated[float, Field(ge=0)] = 0.0
+    """Seconds a request may wait for capacity instead of an immediate 429 (keys may override)."""
+
+
+class RoutingConfig(_Section):
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+    """Extra attempts per model on 429, 5xx, connection errors and timeouts."""
+    backoff_initial: Annotated[float, Field(gt=0)] = 0.25
+    """First backoff ceiling, seconds (exponential, full jitter; `retry-after` wins)."""
+    backoff_max: Annotated[float, Field(gt=0)] = 8.0
+    strategy: Literal["least_busy", "weighted"] = "least_busy"
+    """How deployments of one model share traffic."""
+    breaker_failures: Annotated[int, Field(ge=1)] = 5
+    """Consecutive failures that open a deployment's circuit breaker."""
+    breaker_cooldown: Annotated[float, Field(gt=0)] = 30.0
+    """Seconds an open breaker waits before a half-open probe."""
+
+
 class EncryptionKeyConfig(_Section):
     id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
     key_env: str | None = None
@@ -123,14 +176,32 @@ class EncryptionConfig(_Section):
     """Data keys for stored bodies; the last one encrypts new records, all decrypt."""
 
 
+class DegradedResponse(_Section):
+    content: Annotated[str, Field(min_length=1)]
+    """The canned assistant message."""
+    on_failure: bool = True
+    """Answer with it when every deployment and fallback failed."""
+    on_quota: bool = True
+    """Answer with it when a rate limit would refuse the request."""
+
+
 class _ModelBase(_Section):
     name: Annotated[str, Field(min_length=1)]
-    """Public model id, as clients send it in `model`."""
+    """Public model id, as clients send it in `model`. Entries sharing a name are deployments of
+    one model, balanced by `routing.strategy`."""
     aliases: list[str] = []
     """Other ids that resolve to this model."""
     owned_by: str = "chatgate"
     context_window: Annotated[int, Field(ge=1)] | None = None
     """Prompt + completion tokens the model accepts."""
+    weight: Annotated[float, Field(gt=0)] = 1.0
+    """Share of traffic among deployments of the same name."""
+    fallbacks: list[str] = []
+    """Model ids tried in order when this model fails (or misses `ttft_budget`)."""
+    ttft_budget: Annotated[float, Field(gt=0)] | None = None
+    """Seconds to the first chunk (or the whole answer, unstreamed) before falling back."""
+    degraded_response: DegradedResponse | None = None
+    """A canned answer when everything failed or quota is exhausted (off by default)."""
 
 
 class LocalModelConfig(_ModelBase):
@@ -202,6 +273,8 @@ class Settings(BaseSettings):
     auth: AuthConfig = AuthConfig()
     cors: CorsConfig = CorsConfig()
     encryption: EncryptionConfig = EncryptionConfig()
+    limits: LimitsConfig = LimitsConfig()
+    routing: RoutingConfig = RoutingConfig()
     models: list[ModelConfig] = Field(default_factory=_default_models)
 
     @property
@@ -211,13 +284,18 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'chatgate.db').resolve()}"
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> Settings:
-        seen: set[str] = set()
+    def _consistent_ids(self) -> Settings:
+        owner: dict[str, str] = {}  # model id -> the name it resolves to
         for i, model in enumerate(self.models):
             for model_id in (model.name, *model.aliases):
-                if model_id in seen:
+                if owner.setdefault(model_id, model.name) != model.name:
                     raise ValueError(f"models[{i}]: duplicate model id `{model_id}`")
-                seen.add(model_id)
+        for i, model in enumerate(self.models):
+            for fallback in model.fallbacks:
+                if fallback not in owner:
+                    raise ValueError(f"models[{i}].fallbacks: unknown model `{fallback}`")
+                if owner[fallback] == model.name:
+                    raise ValueError(f"models[{i}].fallbacks: `{fallback}` is the model itself")
         return self
 
     @classmethod
