@@ -10,6 +10,14 @@ Its behaviour is chosen by the ``model`` the gateway sends upstream:
 - ``stream-error``: one chunk, then an SSE ``error`` event.
 - ``not-json``: a 200 with an HTML body.
 - ``stream-no-done``: a complete stream that ends without ``[DONE]``.
+- ``hold``: answers (like ``echo``) only after ``POST /control/release``.
+- ``flaky-K-…``: the first K requests get a 503, later ones are answered like ``echo``.
+- ``throttle-K-…``: the first K get a 429 with ``retry-after-ms: 300``, then ``echo``.
+- ``reset-K-…``: the first K have their connection reset, then ``echo``.
+- ``sleep-S-…``: waits S seconds before answering (streams: before the first chunk).
+Any other model is answered like ``echo``.
+
+Every request's upstream model is appended to ``arrivals`` as it arrives.
 - ``stream-cut-clean``: two chunks, then a clean end with no finish and no ``[DONE]``.
 """
 
@@ -39,6 +47,10 @@ class FakeUpstream:
     _runner: web.AppRunner | None = None
     _thread: threading.Thread | None = None
     _closing: asyncio.Event | None = None
+    _release: asyncio.Event | None = None
+    arrivals: list[str] = field(default_factory=list)
+    times: dict[str, list[float]] = field(default_factory=dict)
+    """Arrival times (monotonic) per upstream model."""
 
     @property
     def base_url(self) -> str:
@@ -51,8 +63,10 @@ class FakeUpstream:
             loop = asyncio.new_event_loop()
             self._loop = loop
             self._closing = asyncio.Event()
+            self._release = asyncio.Event()
             app = web.Application()
             app.router.add_post("/v1/chat/completions", self._chat)
+            app.router.add_post("/control/release", self._release_held)
             self._runner = web.AppRunner(app, handle_signals=False)
             loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -79,6 +93,28 @@ class FakeUpstream:
         headers = {k.lower(): v for k, v in request.headers.items()}
         self.received.append(Received(headers, body))
         model = body.get("model", "")
+        self.arrivals.append(f"{model}:{_last_user_text(body)}")
+        seen = self.times.setdefault(model, [])
+        seen.append(time.monotonic())
+        kind, _, rest = model.partition("-")
+        count = rest.split("-")[0]
+        if kind in ("flaky", "throttle", "reset") and count.isdigit() and len(seen) <= int(count):
+            if kind == "flaky":
+                return _error(503, "fake upstream overloaded", "server_error")
+            if kind == "throttle":
+                response = _error(429, "fake rate limit", "rate_limit_error")
+                response.headers["retry-after-ms"] = "300"
+                response.headers["retry-after"] = "1"
+                return response
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
+        if kind == "sleep":
+            await asyncio.sleep(float(count))
+        if model == "hold":
+            assert self._release is not None
+            await self._release.wait()
+            self._release.clear()
         if model.startswith("error-401"):
             key = request.headers.get("Authorization", "")
             return _error(401, f"Incorrect API key provided: {key}", "invalid_request_error")
@@ -95,6 +131,11 @@ class FakeUpstream:
         if not body.get("stream"):
             return web.json_response(_completion(model, text))
         return await self._stream(request, model, text, body)
+
+    async def _release_held(self, request: web.Request) -> web.Response:
+        assert self._release is not None
+        self._release.set()
+        return web.json_response({"released": True})
 
     async def _stream(
         self, request: web.Request, model: str, text: str, body: dict[str, Any]

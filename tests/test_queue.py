@@ -48,3 +48,25 @@ async def test_cancelled_waiter_leaves_the_queue() -> None:
     assert queue.depth == 0
     queue.release()
     assert not queue.busy
+
+
+@pytest.mark.anyio
+async def test_priority_goes_first_then_arrival() -> None:
+    queue = GenerationQueue(max_waiting=8)
+    await queue.acquire()
+    order: list[str] = []
+
+    async def wait(name: str, priority: int) -> None:
+        await queue.acquire(priority)
+        order.append(name)
+        queue.release()
+
+    tasks = []
+    for name, priority in [("low", 2), ("normal-1", 1), ("critical", 0), ("normal-2", 1)]:
+        tasks.append(asyncio.ensure_future(wait(name, priority)))
+        await asyncio.sleep(0)  # enqueue in this order
+    assert queue.depth == 4
+    queue.release()
+    await asyncio.gather(*tasks)
+    assert order == ["critical", "normal-1", "normal-2", "low"]
+    assert not queue.busy

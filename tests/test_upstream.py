@@ -58,7 +58,8 @@ def proxy(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> I
         _model("cut-clean", "stream-cut-clean", base),
         _model("nowhere", "echo", f"http://127.0.0.1:{free_port()}/v1"),
     ]
-    config = "models:" + "".join(models) + "\n"
+    # error translation is under test here: no retries, no breaker
+    config = "routing: {retries: 0, breaker_failures: 1000}\nmodels:" + "".join(models) + "\n"
     server = start_gateway(
         tmp_path_factory.mktemp("proxy"), config=config, env={"FAKE_UPSTREAM_KEY": KEY}
     )

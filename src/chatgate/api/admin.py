@@ -11,7 +11,7 @@ from starlette.responses import Response
 from chatgate.api.auth import require_admin
 from chatgate.gateway.services import Services
 from chatgate.protocol import InvalidRequestError, NotFoundError, parse_json_object, validate
-from chatgate.protocol.admin import KeyCreateRequest, KeyRotateRequest
+from chatgate.protocol.admin import KeyCreateRequest, KeyRotateRequest, KeyUpdateRequest
 from chatgate.state import ApiKey, KeySpec
 
 __all__ = ["AdminEndpoints"]
@@ -50,6 +50,9 @@ class AdminEndpoints:
                 allowed_endpoints=spec.allowed_endpoints,
                 expires_at=spec.expiry(),
                 metadata=spec.metadata,
+                limits=spec.limits.model_dump(exclude_none=True) if spec.limits else None,
+                priority=spec.priority,
+                queue_timeout=spec.queue_timeout,
             ),
             actor=actor,
         )
@@ -72,6 +75,20 @@ class AdminEndpoints:
         key = await self._services.keys.get(key_id)
         if key is None:
             raise _missing(key_id)
+        return _json(key.public())
+
+    async def update_key(self, request: Request) -> Response:
+        actor = (await require_admin(request, self._auth)).actor
+        key_id = request.path_params["key_id"]
+        update = validate(KeyUpdateRequest, await _body(request))
+        try:
+            changes = update.changes()
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc), param="name") from None
+        key = await self._services.keys.update(key_id, changes, actor=actor)
+        if key is None:
+            raise _missing(key_id)
+        self._auth.invalidate(key_id)
         return _json(key.public())
 
     async def revoke_key(self, request: Request) -> Response:
@@ -100,6 +117,41 @@ class AdminEndpoints:
             )
         self._auth.invalidate(key_id)
         return _json(_with_secret(*rotated))
+
+    async def limits(self, request: Request) -> Response:
+        await require_admin(request, self._auth)
+        stage = self._services.rate_limits
+        gate = stage.gate
+        return _json(
+            {
+                "object": "chatgate.limits",
+                "backend": self._services.settings.limits.backend,
+                "waiting": gate.depth(),
+                "waited_requests": gate.waited_count,
+                "waited_seconds": gate.waited_total,
+                "backend_errors": stage.backend_errors,
+            }
+        )
+
+    async def routing(self, request: Request) -> Response:
+        await require_admin(request, self._auth)
+        models = [
+            {
+                "model": group.name,
+                "fallbacks": group.fallbacks,
+                "deployments": [
+                    {
+                        "provider": d.config.provider,
+                        "weight": d.config.weight,
+                        "in_flight": d.in_flight,
+                        "breaker": d.breaker.state,
+                    }
+                    for d in group.deployments
+                ],
+            }
+            for group in self._services.registry.groups
+        ]
+        return _json({"object": "chatgate.routing", "models": models})
 
     async def audit(self, request: Request) -> Response:
         await require_admin(request, self._auth)

@@ -40,7 +40,10 @@ async def _chatgate_error(request: Request, exc: Exception) -> Response:
             exc.code,
         )
     return Response(
-        orjson.dumps(exc.to_body()), status_code=exc.status_code, media_type="application/json"
+        orjson.dumps(exc.to_body()),
+        status_code=exc.status_code,
+        media_type="application/json",
+        headers=exc.headers,
     )
 
 
@@ -111,9 +114,12 @@ def create_app(settings: Settings) -> Starlette:
             Route("/admin/keys", admin.create_key, methods=["POST"]),
             Route("/admin/keys", admin.list_keys, methods=["GET"]),
             Route("/admin/keys/{key_id}", admin.get_key, methods=["GET"]),
+            Route("/admin/keys/{key_id}", admin.update_key, methods=["PATCH"]),
             Route("/admin/keys/{key_id}", admin.revoke_key, methods=["DELETE"]),
             Route("/admin/keys/{key_id}/rotate", admin.rotate_key, methods=["POST"]),
             Route("/admin/audit", admin.audit, methods=["GET"]),
+            Route("/admin/limits", admin.limits, methods=["GET"]),
+            Route("/admin/routing", admin.routing, methods=["GET"]),
             Route("/health", models.health, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
         ],

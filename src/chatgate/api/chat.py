@@ -74,7 +74,7 @@ class ChatEndpoint:
         request_id: str = request.state.request_id
         try:
             outcome, ctx = await until_disconnect(
-                request, self._pipeline.chat(chat, body, request_id, principal)
+                request, self._pipeline.chat(chat, body, request_id, principal, request.headers)
             )
         except ClientDisconnected:
             log.info("client disconnected; request %s cancelled", request_id)

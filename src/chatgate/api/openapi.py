@@ -13,6 +13,7 @@ from chatgate.protocol.admin import (
     AuditEntryObject,
     KeyCreateRequest,
     KeyRotateRequest,
+    KeyUpdateRequest,
     TokenObject,
     TokenRequest,
 )
@@ -47,6 +48,7 @@ _TYPES: dict[str, Any] = {
     "ModelList": ModelList,
     "KeyCreateRequest": KeyCreateRequest,
     "KeyRotateRequest": KeyRotateRequest,
+    "KeyUpdateRequest": KeyUpdateRequest,
     "ApiKey": ApiKeyObject,
     "TokenRequest": TokenRequest,
     "Token": TokenObject,
@@ -163,6 +165,13 @@ def openapi_document() -> dict[str, Any]:
             },
             "/admin/keys/{key_id}": {
                 "get": _operation("getKey", key, errors=(*auth_errors, 404), parameters=key_id),
+                "patch": _operation(
+                    "updateKey",
+                    key,
+                    body="KeyUpdateRequest",
+                    errors=(400, *auth_errors, 404),
+                    parameters=key_id,
+                ),
                 "delete": _operation(
                     "revokeKey", key, errors=(*auth_errors, 404), parameters=key_id
                 ),
@@ -179,6 +188,20 @@ def openapi_document() -> dict[str, Any]:
             "/admin/audit": {
                 "get": _operation(
                     "listAudit", _json(_list_of("AuditEntry"), "Admin actions"), errors=auth_errors
+                )
+            },
+            "/admin/limits": {
+                "get": _operation(
+                    "limitsStatus",
+                    _json({"type": "object"}, "Requests waiting for capacity, and waits"),
+                    errors=auth_errors,
+                )
+            },
+            "/admin/routing": {
+                "get": _operation(
+                    "routingStatus",
+                    _json({"type": "object"}, "Deployments, their load and breaker state"),
+                    errors=auth_errors,
                 )
             },
             "/health": {

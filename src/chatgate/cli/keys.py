@@ -65,6 +65,8 @@ def _show(key: ApiKey, secret: str | None = None) -> None:
         ("created", f"{_when(key.created_at)} by {key.created_by}"),
         ("last used", _when(key.last_used_at)),
         ("revoked", _when(key.revoked_at)),
+        ("limits", orjson.dumps(key.limits).decode() if key.limits else "default"),
+        ("priority", key.priority or "normal"),
     ]
     if key.metadata:
         rows.append(("metadata", orjson.dumps(key.metadata).decode()))
@@ -77,7 +79,7 @@ def _show(key: ApiKey, secret: str | None = None) -> None:
 
 @click.group()
 def keys() -> None:
-    """Create, list, show, revoke and rotate virtual keys."""
+    """Create, list, show, update, revoke and rotate virtual keys."""
 
 
 @keys.command()
@@ -88,6 +90,17 @@ def keys() -> None:
 @click.option("--endpoint", "endpoints", multiple=True, help="Allowed endpoint scope (repeatable).")
 @click.option("--expires-in", type=float, help="Seconds until the key expires.")
 @click.option("--metadata", "metadata", multiple=True, help="key=value (repeatable).")
+@click.option("--rpm", type=click.IntRange(1), help="Requests per minute.")
+@click.option("--tpm", type=click.IntRange(1), help="Tokens per minute.")
+@click.option("--concurrent", type=click.IntRange(1), help="Requests in flight at once.")
+@click.option(
+    "--priority",
+    type=click.Choice(["critical", "normal", "low"]),
+    help="Highest priority the key may ask for.",
+)
+@click.option(
+    "--queue-timeout", type=click.FloatRange(0, 600), help="Seconds to wait for capacity."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def create(
     *,
@@ -98,18 +111,29 @@ def create(
     endpoints: tuple[str, ...],
     expires_in: float | None,
     metadata: tuple[str, ...],
+    rpm: int | None,
+    tpm: int | None,
+    concurrent: int | None,
+    priority: str | None,
+    queue_timeout: float | None,
     as_json: bool,
 ) -> None:
     """Create a key and print its secret (once)."""
     pairs = dict(item.partition("=")[::2] for item in metadata)
+    limits = {"rpm": rpm, "tpm": tpm, "concurrent": concurrent}
     try:
-        spec = KeyCreateRequest(
-            name=name,
-            owner=owner,
-            allowed_models=list(models),
-            allowed_endpoints=list(endpoints),
-            expires_in=expires_in,
-            metadata=pairs,
+        spec = KeyCreateRequest.model_validate(
+            {
+                "name": name,
+                "owner": owner,
+                "allowed_models": list(models),
+                "allowed_endpoints": list(endpoints),
+                "expires_in": expires_in,
+                "metadata": pairs,
+                "limits": limits if any(v is not None for v in limits.values()) else None,
+                "priority": priority,
+                "queue_timeout": queue_timeout,
+            }
         )
     except ValidationError as exc:
         raise click.BadParameter(exc.errors()[0]["msg"]) from None
@@ -120,6 +144,9 @@ def create(
         allowed_endpoints=spec.allowed_endpoints,
         expires_at=spec.expiry(),
         metadata=spec.metadata,
+        limits=spec.limits.model_dump(exclude_none=True) if spec.limits else None,
+        priority=spec.priority,
+        queue_timeout=spec.queue_timeout,
     )
     key, secret = _with_store(config_path, lambda s: s.create(key_spec, actor=_actor()))
     if as_json:
@@ -221,3 +248,42 @@ def reencrypt(config_path: Path | None) -> None:
 def new_data_key_command() -> None:
     """Print a fresh random data key (base64) for encryption.keys."""
     click.echo(new_data_key())
+
+
+@keys.command()
+@config_option
+@click.argument("key_id")
+@click.option("--rpm", type=click.IntRange(1), help="Requests per minute.")
+@click.option("--tpm", type=click.IntRange(1), help="Tokens per minute.")
+@click.option("--concurrent", type=click.IntRange(1), help="Requests in flight at once.")
+@click.option("--no-limits", is_flag=True, help="Drop the key's own limits (use the default).")
+@click.option("--priority", type=click.Choice(["critical", "normal", "low"]))
+@click.option("--queue-timeout", type=click.FloatRange(0, 600))
+def update(
+    *,
+    config_path: Path | None,
+    key_id: str,
+    rpm: int | None,
+    tpm: int | None,
+    concurrent: int | None,
+    no_limits: bool,
+    priority: str | None,
+    queue_timeout: float | None,
+) -> None:
+    """Change a key's limits, priority or queue timeout."""
+    changes: dict[str, Any] = {}
+    limits = {k: v for k, v in {"rpm": rpm, "tpm": tpm, "concurrent": concurrent}.items() if v}
+    if limits:
+        changes["limits"] = limits
+    if no_limits:
+        changes["limits"] = None
+    if priority is not None:
+        changes["priority"] = priority
+    if queue_timeout is not None:
+        changes["queue_timeout"] = queue_timeout
+    if not changes:
+        raise click.UsageError("nothing to change")
+    key = _with_store(config_path, lambda s: s.update(key_id, changes, actor=_actor()))
+    if key is None:
+        raise click.ClickException(f"no key with id {key_id}")
+    _show(key)

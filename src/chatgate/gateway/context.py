@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chatgate.gateway.auth import Principal
-from chatgate.gateway.registry import Deployment
+from chatgate.gateway.registry import ModelGroup
 from chatgate.gateway.streams import ChunkStream
 from chatgate.protocol import ChatCompletion, ChatCompletionRequest
 from chatgate.providers import ChatCall
@@ -24,13 +24,20 @@ class ChatContext:
     request: ChatCompletionRequest
     body: dict[str, Any]
     request_id: str
-    deployment: Deployment
+    model: ModelGroup
+    """The model asked for (the router may serve a fallback)."""
     principal: Principal
     deadline: float
     """``time.monotonic()`` by which the request must end."""
     started: float = field(default_factory=time.monotonic)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """The HTTP request's headers (lower-case names)."""
     response_headers: dict[str, str] = field(default_factory=dict)
     """Headers stages want on the HTTP response (the API layer adds them)."""
+    timings: dict[str, float] = field(default_factory=dict)
+    attempts: int = 0
+    """Provider calls made for this request (retries and fallbacks included)."""
+    """Seconds spent in named steps (e.g. ``limit``), reported in ``Server-Timing``."""
     _call: ChatCall = field(init=False)
 
     @property
@@ -51,10 +58,12 @@ class ChatContext:
         )
 
     def server_timing(self) -> str:
-        """``Server-Timing`` value: time queued for the model, and gateway time so far."""
-        queued = self._call.stats.queue_wait_s * 1000
-        total = (time.monotonic() - self.started) * 1000
-        return f"queue;dur={queued:.1f}, total;dur={total:.1f}"
+        """``Server-Timing``: named steps (e.g. rate-limit wait), time queued for the model,
+        and gateway time until the response started."""
+        parts = [f"{name};dur={seconds * 1000:.1f}" for name, seconds in self.timings.items()]
+        parts.append(f"queue;dur={self._call.stats.queue_wait_s * 1000:.1f}")
+        parts.append(f"total;dur={(time.monotonic() - self.started) * 1000:.1f}")
+        return ", ".join(parts)
 
 
 Next = Callable[[ChatContext], Awaitable[Outcome]]

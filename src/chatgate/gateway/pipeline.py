@@ -4,33 +4,33 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chatgate.gateway.auth import Principal
 from chatgate.gateway.context import ChatContext, Next, Outcome, Stage
 from chatgate.gateway.registry import ModelRegistry
-from chatgate.gateway.streams import peek
 from chatgate.protocol import ChatCompletionRequest
 
 __all__ = ["Pipeline"]
 
 
-async def _call_provider(ctx: ChatContext) -> Outcome:
-    provider = ctx.deployment.provider
-    if ctx.stream:
-        return await peek(provider.stream(ctx.call))
-    return await provider.complete(ctx.call)
-
-
 class Pipeline:
-    """``stages[0]`` runs first and wraps all the others; the provider call is innermost."""
+    """``stages[0]`` runs first and wraps all the others; the router (provider calls with
+    retries and fallbacks) is innermost."""
 
-    def __init__(self, registry: ModelRegistry, stages: Sequence[Stage], *, request_timeout: float):
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        stages: Sequence[Stage],
+        router: Next,
+        *,
+        request_timeout: float,
+    ):
         self.registry = registry
         self.stages = tuple(stages)
         self._timeout = request_timeout
-        handler: Next = _call_provider
+        handler: Next = router
         for stage in reversed(self.stages):
             handler = functools.partial(stage, call_next=handler)
         self._handler = handler
@@ -41,14 +41,15 @@ class Pipeline:
         body: dict[str, Any],
         request_id: str,
         principal: Principal,
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[Outcome, ChatContext]:
-        deployment = self.registry.resolve(request.model)
         ctx = ChatContext(
             request=request,
             body=body,
             request_id=request_id,
-            deployment=deployment,
+            model=self.registry.resolve(request.model),
             principal=principal,
+            headers=headers or {},
             deadline=time.monotonic() + self._timeout,
         )
         outcome = await self._handler(ctx)

@@ -15,8 +15,11 @@ from chatgate.config import ConfigError, Settings, resolve_secret
 from chatgate.gateway.auth import Authenticator
 from chatgate.gateway.pipeline import Pipeline
 from chatgate.gateway.registry import ModelRegistry
-from chatgate.gateway.stages import AccessStage, DeadlineStage
+from chatgate.gateway.routing import Router
+from chatgate.gateway.stages import AccessStage, DeadlineStage, RateLimitStage
 from chatgate.gateway.tokens import TokenSigner
+from chatgate.limits import Limiter, MemoryLimiter, RedisLimiter
+from chatgate.limits.waiting import PriorityGate
 from chatgate.state import AuditLog, BodyStore, Database, Keyring, KeyStore
 from chatgate.state.token_uses import TokenUses
 
@@ -90,9 +93,17 @@ class Services:
             poll_interval=settings.auth.revocation_poll_interval,
         )
         self.registry = ModelRegistry.from_settings(settings, created=int(time.time()))
+        limits = settings.limits
+        self.limiter: Limiter = (
+            RedisLimiter(limits.redis_url, prefix=limits.redis_prefix)
+            if limits.backend == "redis"
+            else MemoryLimiter()
+        )
+        self.rate_limits = RateLimitStage(self.limiter, limits, PriorityGate())
         self.pipeline = Pipeline(
             self.registry,
-            [DeadlineStage(), AccessStage()],
+            [AccessStage(), self.rate_limits, DeadlineStage()],
+            Router(self.registry, settings.routing),
             request_timeout=settings.server.request_timeout,
         )
 
@@ -110,5 +121,6 @@ class Services:
 
     async def close(self) -> None:
         await self.registry.close()
+        await self.limiter.close()
         await self.authenticator.close()
         await self.db.close()

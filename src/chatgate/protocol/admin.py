@@ -10,10 +10,14 @@ from typing_extensions import TypedDict
 
 __all__ = [
     "ENDPOINTS",
+    "PRIORITIES",
     "ApiKeyObject",
     "AuditEntryObject",
     "KeyCreateRequest",
+    "KeyLimits",
     "KeyRotateRequest",
+    "KeyUpdateRequest",
+    "Priority",
     "TokenObject",
     "TokenRequest",
 ]
@@ -27,6 +31,26 @@ _Glob = Annotated[str, Field(min_length=1, max_length=200)]
 
 class _Admin(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _check_endpoints(value: list[str]) -> list[str]:
+    unknown = sorted(set(value) - set(ENDPOINTS))
+    if unknown:
+        raise ValueError(f"unknown endpoints {unknown}; choose from {list(ENDPOINTS)}")
+    return value
+
+
+Priority = Literal["critical", "normal", "low"]
+PRIORITIES: dict[str, int] = {"critical": 0, "normal": 1, "low": 2}
+
+
+class KeyLimits(_Admin):
+    rpm: Annotated[int, Field(ge=1)] | None = None
+    """Requests per minute."""
+    tpm: Annotated[int, Field(ge=1)] | None = None
+    """Tokens per minute."""
+    concurrent: Annotated[int, Field(ge=1)] | None = None
+    """Requests in flight at once."""
 
 
 class KeyCreateRequest(_Admin):
@@ -43,14 +67,18 @@ class KeyCreateRequest(_Admin):
     expires_in: Annotated[float, Field(gt=0, le=10 * 365 * 86400)] | None = None
     """Seconds from now (instead of `expires_at`)."""
     metadata: dict[str, Any] = {}
+    limits: KeyLimits | None = None
+    """The key's own rate limits (default: `limits.key_default` in config)."""
+    priority: Priority | None = None
+    """The highest priority its requests may ask for with `x-chatgate-priority` (default
+    normal)."""
+    queue_timeout: Annotated[float, Field(ge=0, le=600)] | None = None
+    """Seconds its requests may wait for capacity before a 429 (default: config)."""
 
     @field_validator("allowed_endpoints")
     @classmethod
     def _known_endpoints(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(ENDPOINTS))
-        if unknown:
-            raise ValueError(f"unknown endpoints {unknown}; choose from {list(ENDPOINTS)}")
-        return value
+        return _check_endpoints(value)
 
     @model_validator(mode="after")
     def _expiry(self) -> KeyCreateRequest:
@@ -64,6 +92,39 @@ class KeyCreateRequest(_Admin):
         if self.expires_in is not None:
             return time.time() + self.expires_in
         return self.expires_at
+
+
+class KeyUpdateRequest(_Admin):
+    """``PATCH /admin/keys/{id}``: only the fields given change (null clears an optional one)."""
+
+    name: _Name | None = None
+    owner: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    allowed_models: Annotated[list[_Glob], Field(max_length=100)] | None = None
+    allowed_endpoints: list[str] | None = None
+    expires_at: Annotated[float, Field(gt=0)] | None = None
+    metadata: dict[str, Any] | None = None
+    limits: KeyLimits | None = None
+    priority: Priority | None = None
+    queue_timeout: Annotated[float, Field(ge=0, le=600)] | None = None
+
+    @field_validator("allowed_endpoints")
+    @classmethod
+    def _known_endpoints(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _check_endpoints(value)
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the caller sent, ready for the store."""
+        out = self.model_dump(include=self.model_fields_set)
+        if "name" in out and out["name"] is None:
+            raise ValueError("`name` cannot be null")
+        for listed in ("allowed_models", "allowed_endpoints"):
+            if listed in out and out[listed] is None:
+                out[listed] = []
+        if "metadata" in out and out["metadata"] is None:
+            out["metadata"] = {}
+        if out.get("limits") is not None:
+            out["limits"] = {k: v for k, v in out["limits"].items() if v is not None}
+        return out
 
 
 class KeyRotateRequest(_Admin):
@@ -103,6 +164,9 @@ class ApiKeyObject(TypedDict):
     created_by: str
     last_used_at: float | None
     revoked_at: float | None
+    limits: dict[str, int] | None
+    priority: str | None
+    queue_timeout: float | None
     secret: NotRequired[str]
 
 

@@ -283,6 +283,18 @@ class ChatCompletionRequest(_Wire):
             return []
         return [self.stop] if isinstance(self.stop, str) else [s for s in self.stop if s]
 
+    def rough_prompt_tokens(self) -> int:
+        """A quick prompt-size estimate (about 4 characters a token) when no tokenizer is known."""
+        size = 0
+        for message in self.messages:
+            content = getattr(message, "content", None)
+            if isinstance(content, str):
+                size += len(content)
+            elif isinstance(content, list):
+                size += sum(len(getattr(part, "text", "")) for part in content)
+            size += len(str(getattr(message, "tool_calls", None) or ""))
+        return size // 4 + 4 * len(self.messages) + 3
+
     @property
     def include_usage_chunk(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)

@@ -48,11 +48,20 @@ class ChatgateError(Exception):
     type: ClassVar[str] = "api_error"
     default_code: ClassVar[str | None] = None
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.param = param
         self.code = code if code is not None else self.default_code
+        self.headers = headers or {}
+        """Response headers that belong with the error (e.g. ``retry-after``)."""
 
     @property
     def status_code(self) -> int:
@@ -141,8 +150,11 @@ class UpstreamError(ChatgateError):
         error_type: str | None = None,
         param: str | None = None,
         code: str | None = None,
+        retry_after: float | None = None,
     ):
         super().__init__(message, param=param, code=code)
+        self.retry_after = retry_after
+        """Seconds the upstream asked us to wait (its ``retry-after``), if it said."""
         self._status = status
         self._type = error_type or ("server_error" if status >= 500 else "invalid_request_error")
 

@@ -7,7 +7,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from chatgate.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+from chatgate.protocol import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    CompletionUsage,
+)
 
 __all__ = ["Capabilities", "ChatCall", "Provider", "ProviderState", "ProviderStats"]
 
@@ -31,6 +36,8 @@ class ProviderStats:
 
     queue_wait_s: float = 0.0
     upstream_model: str | None = None
+    usage: CompletionUsage | None = None
+    """What the call actually used, once known (streams included), for limits and metering."""
 
 
 @dataclass(slots=True)
@@ -47,6 +54,8 @@ class ChatCall:
     deadline: float
     """``time.monotonic()`` by which the call must end."""
     created: int = field(default_factory=lambda: int(time.time()))
+    priority: int = 1
+    """0 critical, 1 normal, 2 low: the order in which a busy model takes waiting calls."""
     stats: ProviderStats = field(default_factory=ProviderStats)
 
     def time_left(self) -> float:

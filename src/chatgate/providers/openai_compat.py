@@ -81,6 +81,10 @@ class OpenAICompatProvider:
     def _body(self, call: ChatCall) -> bytes:
         body = dict(call.body)
         body["model"] = self._upstream_model
+        if body.get("stream"):
+            # Always ask for usage so limits and metering count real tokens; the usage chunk is
+            # passed on only if the client asked for it.
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         return orjson.dumps(body)
 
     async def _post(self, call: ChatCall) -> aiohttp.ClientResponse:
@@ -142,7 +146,14 @@ class OpenAICompatProvider:
                 error_type="api_error",
                 code="upstream_auth_failed",
             )
-        return UpstreamError(message, status=status, error_type=error_type, param=param, code=code)
+        return UpstreamError(
+            message,
+            status=status,
+            error_type=error_type,
+            param=param,
+            code=code,
+            retry_after=_retry_after(response),
+        )
 
     def _scrub(self, text: str) -> str:
         if self._api_key and self._api_key in text:
@@ -166,11 +177,13 @@ class OpenAICompatProvider:
                 "The upstream sent a body that is not JSON.", status=502, error_type="api_error"
             ) from exc
         call.stats.upstream_model = result.get("model")
+        call.stats.usage = result.get("usage")
         return result
 
     async def stream(self, call: ChatCall) -> AsyncIterator[ChatCompletionChunk]:
         response = await self._post(call)
         finished = False
+        client_wants_usage = call.request.include_usage_chunk
         try:
             async for line in response.content:
                 if not line.startswith(b"data:"):
@@ -183,6 +196,12 @@ class OpenAICompatProvider:
                     raise _stream_error(chunk["error"], self._scrub)
                 choices = chunk.get("choices") or ()
                 finished = finished or any(c.get("finish_reason") for c in choices)
+                if chunk.get("usage"):
+                    call.stats.usage = chunk["usage"]
+                if not client_wants_usage:
+                    chunk.pop("usage", None)
+                    if not choices:
+                        continue  # the usage-only chunk the client did not ask for
                 yield chunk  # type: ignore[misc]
         except TimeoutError as exc:
             raise UpstreamTimeoutError("The upstream stopped streaming.") from exc
@@ -196,6 +215,21 @@ class OpenAICompatProvider:
             response.release()
         if not finished:  # a clean end without [DONE] is accepted once the answer finished
             raise _broken(None)
+
+
+def _retry_after(response: aiohttp.ClientResponse) -> float | None:
+    """The upstream's ``retry-after-ms`` or ``retry-after`` (seconds), if sane."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = response.headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue  # an HTTP date: rare from APIs, ignored
+        if 0 <= seconds <= 3600:
+            return seconds
+    return None
 
 
 def _str_or_none(value: Any) -> str | None:

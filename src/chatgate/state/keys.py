@@ -50,6 +50,12 @@ class KeySpec:
     allowed_endpoints: list[str] = field(default_factory=list)
     expires_at: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    limits: dict[str, int] | None = None
+    """``rpm``, ``tpm``, ``concurrent`` for this key (None: the configured default)."""
+    priority: str | None = None
+    """The highest priority the key may ask for (None: normal)."""
+    queue_timeout: float | None = None
+    """Seconds its requests may wait for capacity (None: the configured default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,9 @@ class ApiKey:
     created_by: str
     last_used_at: float | None
     revoked_at: float | None
+    limits: dict[str, int] | None = None
+    priority: str | None = None
+    queue_timeout: float | None = None
 
     @classmethod
     def from_row(cls, row: ApiKeyRow) -> ApiKey:
@@ -82,6 +91,9 @@ class ApiKey:
             created_by=row.created_by,
             last_used_at=row.last_used_at,
             revoked_at=row.revoked_at,
+            limits=dict(row.limits) if row.limits else None,
+            priority=row.priority,
+            queue_timeout=row.queue_timeout,
         )
 
     def active(self, now: float) -> bool:
@@ -101,6 +113,9 @@ class ApiKey:
             "created_by": self.created_by,
             "last_used_at": self.last_used_at,
             "revoked_at": self.revoked_at,
+            "limits": self.limits,
+            "priority": self.priority,
+            "queue_timeout": self.queue_timeout,
         }
 
 
@@ -135,6 +150,9 @@ class KeyStore:
                 created_by=actor,
                 last_used_at=None,
                 revoked_at=None,
+                limits=spec.limits,
+                priority=spec.priority,
+                queue_timeout=spec.queue_timeout,
                 version=await _bump(session),
             )
             session.add(row)
@@ -202,6 +220,19 @@ class KeyStore:
                 session, actor, "key.rotate", key_id, {"grace_seconds": grace_seconds}
             )
             return ApiKey.from_row(row), secret
+
+    async def update(self, key_id: str, changes: dict[str, Any], *, actor: str) -> ApiKey | None:
+        """Change a key's settable fields (name, owner, scopes, expiry, metadata, limits...)."""
+        columns = {"metadata": "key_metadata"}
+        async with self._db.session() as session:
+            row = await session.get(ApiKeyRow, key_id, with_for_update=True)
+            if row is None:
+                return None
+            for name, value in changes.items():
+                setattr(row, columns.get(name, name), value)
+            row.version = await _bump(session)
+            await record_audit(session, actor, "key.update", key_id, {"fields": sorted(changes)})
+            return ApiKey.from_row(row)
 
     async def find(self, secret_hash: str) -> tuple[ApiKey, float | None] | None:
         """The key a secret hash belongs to, and when that secret stops working (if it does)."""

@@ -19,7 +19,11 @@ __all__ = [
 
 
 class Base(DeclarativeBase):
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[str]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        dict[str, Any] | None: JSON,
+        list[str]: JSON,
+    }
 
 
 class StateVersionRow(Base):
@@ -44,6 +48,9 @@ class ApiKeyRow(Base):
     last_used_at: Mapped[float | None] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float)
     version: Mapped[int] = mapped_column(BigInteger, index=True)
+    limits: Mapped[dict[str, Any] | None]
+    priority: Mapped[str | None] = mapped_column(String(16))
+    queue_timeout: Mapped[float | None] = mapped_column(Float)
 
 
 class ApiKeySecretRow(Base):

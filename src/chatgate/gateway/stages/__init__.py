@@ -2,5 +2,6 @@
 
 from chatgate.gateway.stages.access import AccessStage
 from chatgate.gateway.stages.deadline import DeadlineStage
+from chatgate.gateway.stages.ratelimit import RateLimitStage
 
-__all__ = ["AccessStage", "DeadlineStage"]
+__all__ = ["AccessStage", "DeadlineStage", "RateLimitStage"]

@@ -166,7 +166,7 @@ class LocalProvider:
     async def _events(
         self, engine: Engine, prepared: _Prepared, call: ChatCall
     ) -> AsyncGenerator[Text | Finished | _Started, None]:
-        call.stats.queue_wait_s = await self._queue.acquire()
+        call.stats.queue_wait_s = await self._queue.acquire(call.priority)
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Text | Finished | None] = asyncio.Queue()
         put: Callable[[Text | Finished | None], object] = events.put_nowait
@@ -215,7 +215,9 @@ class LocalProvider:
             raise
         except Exception as exc:
             raise ChatgateError("The local model failed while generating.") from exc
-        return builder.build(len(prepared.prompt_tokens))
+        result = builder.build(len(prepared.prompt_tokens))
+        call.stats.usage = result["usage"]
+        return result
 
     async def stream(self, call: ChatCall) -> AsyncIterator[ChatCompletionChunk]:
         engine, prepared = await self._prepare(call)
@@ -232,8 +234,10 @@ class LocalProvider:
             raise
         except Exception as exc:
             raise ChatgateError("The local model failed while generating.") from exc
+        final = chunks.usage(len(prepared.prompt_tokens))
+        call.stats.usage = final["usage"]
         if call.request.include_usage_chunk:
-            yield chunks.usage(len(prepared.prompt_tokens))
+            yield final
 
 
 def _run(engine: Engine, job: GenerationJob) -> None:

@@ -1,10 +1,12 @@
-"""Admission to a model instance that runs one job at a time: FIFO, bounded, wait measured."""
+"""Admission to a model instance that runs one job at a time: by priority, then arrival; bounded;
+the wait measured."""
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
-from collections import deque
 
 from chatgate.protocol import OverloadedError
 
@@ -12,7 +14,8 @@ __all__ = ["GenerationQueue"]
 
 
 class GenerationQueue:
-    """One running job, at most ``max_waiting`` waiting; the slot is handed over in order.
+    """One running job, at most ``max_waiting`` waiting; the slot is handed to the waiter with the
+    best priority (0 critical, 1 normal, 2 low), first come first served within a priority.
 
     ``acquire`` returns the seconds waited. ``release`` is called when the job's thread has truly
     stopped, so a cancelled request never lets the next one start on a busy model.
@@ -21,41 +24,43 @@ class GenerationQueue:
     def __init__(self, max_waiting: int):
         self._max_waiting = max_waiting
         self._busy = False
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._depth = 0
 
     @property
     def depth(self) -> int:
-        return len(self._waiters)
+        return self._depth
 
     @property
     def busy(self) -> bool:
         return self._busy
 
-    async def acquire(self) -> float:
+    async def acquire(self, priority: int = 1) -> float:
         start = time.monotonic()
-        if not self._busy and not self._waiters:
+        if not self._busy and not self._depth:
             self._busy = True
             return 0.0
-        if len(self._waiters) >= self._max_waiting:
-            raise OverloadedError(
-                "The model is busy and its queue is full; retry shortly.",
-            )
+        if self._depth >= self._max_waiting:
+            raise OverloadedError("The model is busy and its queue is full; retry shortly.")
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        heapq.heappush(self._waiters, (priority, next(self._order), waiter))
+        self._depth += 1
         try:
             await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # the slot was handed to us just as we left: pass it on
             else:
-                self._waiters.remove(waiter)
+                self._depth -= 1  # the heap entry is skipped when it surfaces
             raise
         return time.monotonic() - start
 
     def release(self) -> None:
         while self._waiters:
-            waiter = self._waiters.popleft()
+            _, _, waiter = heapq.heappop(self._waiters)
             if not waiter.done():
+                self._depth -= 1
                 waiter.set_result(None)  # the slot passes directly; _busy stays True
                 return
         self._busy = False

@@ -1,0 +1,198 @@
+"""Where a request goes: a deployment of the model (balanced, behind its circuit breaker), retried
+with backoff on transient failures, then the model's fallbacks in order, then — if the operator
+enabled it — a canned answer. Nothing is retried once a stream has reached the client: streams
+are peeked, and only a failure before the first chunk comes back here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.stop import stop_base
+from tenacity.wait import wait_random_exponential
+
+from chatgate.config import RoutingConfig
+from chatgate.gateway.context import ChatContext, Outcome
+from chatgate.gateway.degraded import canned
+from chatgate.gateway.registry import Deployment, ModelGroup, ModelRegistry
+from chatgate.gateway.streams import ChunkStream, peek
+from chatgate.protocol import (
+    ChatCompletionChunk,
+    ChatgateError,
+    OverloadedError,
+    ServiceUnavailableError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+
+__all__ = ["MODEL_HEADER", "Router", "SlowFirstTokenError", "retryable"]
+
+MODEL_HEADER = "x-chatgate-model"
+FALLBACK_HEADER = "x-chatgate-fallback"
+
+
+class SlowFirstTokenError(ChatgateError):
+    """The first chunk did not arrive within the model's ``ttft_budget``."""
+
+    status = 504
+    type = "timeout"
+    default_code = "ttft_budget_exceeded"
+
+
+def retryable(error: BaseException) -> bool:
+    """Transient failures worth another attempt: 429, 5xx, timeouts, overload, unavailability."""
+    if isinstance(error, UpstreamError):
+        return error.status_code == 429 or error.status_code >= 500
+    return isinstance(
+        error, UpstreamTimeoutError | OverloadedError | ServiceUnavailableError
+    ) and not isinstance(error, SlowFirstTokenError)
+
+
+class Router:
+    def __init__(self, registry: ModelRegistry, config: RoutingConfig):
+        self._registry = registry
+        self._config = config
+        self._jitter = wait_random_exponential(
+            multiplier=config.backoff_initial, max=config.backoff_max
+        )
+
+    async def __call__(self, ctx: ChatContext) -> Outcome:
+        chain = [ctx.model]
+        for model_id in ctx.model.fallbacks:
+            group = self._registry.resolve(model_id)
+            if group not in chain and ctx.principal.may_use_model(group.name):
+                chain.append(group)
+        error: ChatgateError | None = None
+        for group in chain:
+            try:
+                outcome = await self._model(ctx, group)
+            except ChatgateError as exc:
+                if not (retryable(exc) or isinstance(exc, SlowFirstTokenError)):
+                    raise
+                error = exc
+                continue
+            ctx.response_headers[MODEL_HEADER] = group.name
+            if group is not ctx.model:
+                ctx.response_headers[FALLBACK_HEADER] = ctx.model.name
+            return outcome
+        degraded = await canned(ctx, "failure")
+        if degraded is not None:
+            return degraded
+        assert error is not None
+        raise error
+
+    def _wait(self, state: RetryCallState) -> float:
+        delay = float(self._jitter(state))
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, UpstreamError) and error.retry_after is not None:
+            delay = max(delay, min(error.retry_after, self._config.backoff_max * 4))
+        return delay
+
+    async def _model(self, ctx: ChatContext, group: ModelGroup) -> Outcome:
+        tried: set[int] = set()
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(1 + self._config.retries) | _PastDeadline(ctx, self._wait),
+            wait=self._wait,
+            retry=retry_if_exception(retryable),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                deployment = self._pick(group, tried)
+                tried.add(id(deployment))
+                ctx.attempts += 1
+                return await self._attempt(ctx, group, deployment)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _pick(self, group: ModelGroup, tried: set[int]) -> Deployment:
+        open_ = [d for d in group.deployments if d.breaker.available()]
+        if not open_:
+            raise ServiceUnavailableError(
+                f"Every deployment of `{group.name}` is failing (circuit open); retry shortly.",
+                code="circuit_open",
+            )
+        fresh = [d for d in open_ if id(d) not in tried] or open_
+        if self._config.strategy == "weighted":
+            chosen = random.choices(fresh, weights=[d.config.weight for d in fresh])[0]
+        else:
+            least = min(d.in_flight / d.config.weight for d in fresh)
+            chosen = random.choice([d for d in fresh if d.in_flight / d.config.weight == least])
+        chosen.breaker.started()
+        return chosen
+
+    async def _attempt(
+        self, ctx: ChatContext, group: ModelGroup, deployment: Deployment
+    ) -> Outcome:
+        provider = deployment.provider
+        deployment.in_flight += 1
+        budget = group.ttft_budget
+        try:
+            async with _budget(budget):
+                if ctx.stream:
+                    stream = await peek(provider.stream(ctx.call))
+                else:
+                    outcome = await provider.complete(ctx.call)
+        except TimeoutError:
+            deployment.in_flight -= 1
+            deployment.breaker.failed()
+            raise SlowFirstTokenError(
+                f"`{group.name}` sent nothing within its {budget}s time-to-first-token budget."
+            ) from None
+        except ChatgateError as exc:
+            deployment.in_flight -= 1
+            if retryable(exc):
+                deployment.breaker.failed()
+            else:
+                deployment.breaker.succeeded()  # the upstream answered; the request was bad
+            raise
+        except BaseException:
+            deployment.in_flight -= 1
+            raise
+        deployment.breaker.succeeded()
+        if not ctx.stream:
+            deployment.in_flight -= 1
+            return outcome
+        return await peek(_tracked(stream, deployment))
+
+
+class _PastDeadline(stop_base):
+    """Stop when the next backoff would end after the request's deadline."""
+
+    def __init__(self, ctx: ChatContext, wait: Callable[[RetryCallState], float]):
+        self._ctx = ctx
+        self._wait = wait
+
+    def __call__(self, state: RetryCallState) -> bool:
+        return time.monotonic() + self._wait(state) >= self._ctx.deadline
+
+
+@contextlib.asynccontextmanager
+async def _budget(seconds: float | None) -> AsyncIterator[None]:
+    if seconds is None:
+        yield
+        return
+    async with asyncio.timeout(seconds):
+        yield
+
+
+async def _tracked(
+    stream: ChunkStream, deployment: Deployment
+) -> AsyncIterator[ChatCompletionChunk]:
+    """Pass the stream through; count the deployment busy until it ends, and a mid-stream
+    failure against its breaker."""
+    try:
+        async for chunk in stream:
+            yield chunk
+    except ChatgateError as exc:
+        if retryable(exc):
+            deployment.breaker.failed()
+        raise
+    finally:
+        deployment.in_flight -= 1
+        await stream.aclose()
