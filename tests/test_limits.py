@@ -48,7 +48,7 @@ async def test_tokens_per_minute_with_settlement(limiter: Limiter) -> None:
     first = await limiter.acquire("a", [limit], 800, 30)
     assert first.admitted and first.states[0].remaining_tokens == 200
     assert not (await limiter.acquire("b", [limit], 300, 30)).admitted
-    await limiter.settle("a", [limit], 100)  # it used far less than it reserved
+    await limiter.finish("a", [limit], 100)  # it used far less than it reserved
     second = await limiter.acquire("b", [limit], 300, 30)
     assert second.admitted and second.states[0].remaining_tokens == 600
 
@@ -64,7 +64,7 @@ async def test_concurrency_leases(limiter: Limiter) -> None:
     assert (await limiter.acquire("b", [limit], 1, 30)).admitted
     refused = await limiter.acquire("c", [limit], 1, 30)
     assert not refused.admitted and refused.refused_by == f"{limit.scope}:concurrent"
-    await limiter.release("a", [limit])
+    await limiter.finish("a", [limit], 1)
     assert (await limiter.acquire("c", [limit], 1, 30)).admitted
 
 

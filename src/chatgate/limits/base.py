@@ -66,12 +66,9 @@ class Limiter(Protocol):
         """Admit the request into every scope, or into none."""
         ...
 
-    async def settle(self, request_id: str, limits: list[ScopeLimit], tokens: int) -> None:
-        """Replace the request's token reservation with what it actually used."""
-        ...
-
-    async def release(self, request_id: str, limits: list[ScopeLimit]) -> None:
-        """The request ended: free its concurrency lease."""
+    async def finish(self, request_id: str, limits: list[ScopeLimit], tokens: int) -> None:
+        """The request ended: settle its token reservation to what it actually used, and free
+        its concurrency lease."""
         ...
 
     async def close(self) -> None: ...

@@ -77,18 +77,15 @@ class MemoryLimiter:
                 scope.leases[request_id] = now + lease_seconds
         return Decision(True, 0.0, None, tuple(_state(lm, sc, now) for lm, sc in scopes))
 
-    async def settle(self, request_id: str, limits: list[ScopeLimit], tokens: int) -> None:
+    async def finish(self, request_id: str, limits: list[ScopeLimit], tokens: int) -> None:
         for limit in limits:
             scope = self._scopes.get(limit.scope)
-            if scope is not None and request_id in scope.token_of:
+            if scope is None:
+                continue
+            if request_id in scope.token_of:
                 scope.token_total += tokens - scope.token_of[request_id]
                 scope.token_of[request_id] = tokens
-
-    async def release(self, request_id: str, limits: list[ScopeLimit]) -> None:
-        for limit in limits:
-            scope = self._scopes.get(limit.scope)
-            if scope is not None:
-                scope.leases.pop(request_id, None)
+            scope.leases.pop(request_id, None)
 
     async def close(self) -> None:
         self._scopes.clear()

@@ -98,14 +98,15 @@ end
 return out
 """
 
-_SETTLE = """
+_FINISH = """
 local rid, tokens = ARGV[1], tonumber(ARGV[2])
-for i = 1, #KEYS, 2 do
+for i = 1, #KEYS, 3 do
   local old = redis.call('HGET', KEYS[i], rid)
   if old then
     redis.call('HSET', KEYS[i], rid, tokens)
     redis.call('INCRBY', KEYS[i + 1], tokens - tonumber(old))
   end
+  redis.call('ZREM', KEYS[i + 2], rid)
 end
 return 1
 """
@@ -116,7 +117,7 @@ class RedisLimiter:
         self._redis = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._prefix = prefix
         self._acquire = self._redis.register_script(_ACQUIRE)
-        self._settle = self._redis.register_script(_SETTLE)
+        self._finish = self._redis.register_script(_FINISH)
 
     def _keys(self, scope: str) -> list[str]:
         base = f"{self._prefix}:rl:{{{scope}}}"
@@ -158,28 +159,16 @@ class RedisLimiter:
             refused_by = f"{limits[int(index)].scope}:{dimension}"
         return Decision(admitted, retry_after, refused_by, tuple(states), never)
 
-    async def settle(self, request_id: str, limits: list[ScopeLimit], tokens: int) -> None:
+    async def finish(self, request_id: str, limits: list[ScopeLimit], tokens: int) -> None:
         keys: list[str] = []
         for limit in limits:
-            if limit.tpm is not None:
+            if limit.tpm is not None or limit.concurrent is not None:
                 scope_keys = self._keys(limit.scope)
-                keys += [scope_keys[2], scope_keys[3]]
+                keys += [scope_keys[2], scope_keys[3], scope_keys[4]]
         if not keys:
             return
         try:
-            await self._settle(keys=keys, args=[request_id, tokens])
-        except RedisError as exc:
-            raise LimiterUnavailable(str(exc)) from exc
-
-    async def release(self, request_id: str, limits: list[ScopeLimit]) -> None:
-        scopes = [limit for limit in limits if limit.concurrent is not None]
-        if not scopes:
-            return
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for limit in scopes:
-                    pipe.zrem(self._keys(limit.scope)[4], request_id)
-                await pipe.execute()
+            await self._finish(keys=keys, args=[request_id, tokens])
         except RedisError as exc:
             raise LimiterUnavailable(str(exc)) from exc
 

@@ -156,8 +156,7 @@ class RateLimitStage:
 
     async def _finish(self, rid: str, limits: list[ScopeLimit], tokens: int) -> None:
         try:
-            await self._limiter.settle(rid, limits, tokens)
-            await self._limiter.release(rid, limits)
+            await self._limiter.finish(rid, limits, tokens)
         except LimiterUnavailable as exc:
             self.backend_errors += 1
             log.warning("could not settle request %s with the rate limiter: %s", rid, exc)
