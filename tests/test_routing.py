@@ -59,6 +59,7 @@ def gateway(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) ->
             base,
             "degraded_response: {content: 'We are busy; try again soon.'}",
         ),
+        model("timing-out", "sleep-2-timeout", base, "read_timeout: 0.3"),
         model("split", "split-a", base, "weight: 3"),
         model("split", "split-b", base, "weight: 1"),
     ]
@@ -97,6 +98,13 @@ def test_retry_after_is_honoured(gateway: Gateway, upstream: FakeUpstream) -> No
 def test_connection_resets_are_retried(gateway: Gateway, upstream: FakeUpstream) -> None:
     assert ask(gateway, "resetting").status == 200
     assert len(upstream.times["reset-1-resetting"]) == 2
+
+
+def test_timeouts_are_retried_then_reported(gateway: Gateway, upstream: FakeUpstream) -> None:
+    response = ask(gateway, "timing-out")
+    assert response.status == 504
+    assert response.json()["error"]["type"] == "timeout"
+    assert len(upstream.times["sleep-2-timeout"]) == 3
 
 
 def test_retries_give_up_with_the_upstream_error(gateway: Gateway, upstream: FakeUpstream) -> None:
