@@ -81,7 +81,12 @@ def test_tokens_are_reserved_then_settled_to_usage(limited: Gateway) -> None:
     first = ask(limited, key["secret"], max_tokens=500)
     assert first.status == 200
     reserved = 1000 - int(first.headers["x-ratelimit-remaining-tokens"])
-    assert reserved >= 500  # prompt estimate + max_tokens, before the call
+    prompt = post_json(
+        f"{limited.url}/tokenize",
+        {"model": "echo", "messages": ASK},
+        Authorization=f"Bearer {key['secret']}",
+    ).json()
+    assert reserved == prompt["count"] + 500  # exact prompt tokens + max_tokens, up front
     used = first.json()["usage"]["total_tokens"]
     second = ask(limited, key["secret"], max_tokens=500)
     # the first request now counts what it used, not what it reserved

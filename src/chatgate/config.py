@@ -235,6 +235,9 @@ class OpenAICompatModelConfig(_ModelBase):
     max_connections: Annotated[int, Field(ge=1)] = 256
     headers: dict[str, str] = {}
     """Extra headers sent upstream (not for secrets: use `api_key_env`/`api_key_file`)."""
+    tokenizer: Literal["o200k_base", "cl100k_base"] | None = None
+    """Encoding for token counts (default: from the upstream model id, e.g. o200k_base for
+    gpt-4o)."""
 
     @model_validator(mode="after")
     def _one_key_source(self) -> OpenAICompatModelConfig:

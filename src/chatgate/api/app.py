@@ -20,6 +20,7 @@ from chatgate.api.chat import ChatEndpoint
 from chatgate.api.middleware import RequestIdMiddleware
 from chatgate.api.models import ModelEndpoints
 from chatgate.api.openapi import openapi_document
+from chatgate.api.tokenize import TokenizeEndpoint
 from chatgate.api.tokens import TokenEndpoint
 from chatgate.config import Settings, load_settings
 from chatgate.gateway.services import Services
@@ -88,6 +89,7 @@ def create_app(settings: Settings) -> Starlette:
     auth = services.authenticator
     models = ModelEndpoints(services.registry, auth)
     admin = AdminEndpoints(services)
+    tokenize = TokenizeEndpoint(services.registry, auth)
     document = orjson.dumps(openapi_document())
 
     async def openapi(request: Request) -> Response:
@@ -111,6 +113,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/v1/models", models.list, methods=["GET"]),
             Route("/v1/models/{model:path}", models.retrieve, methods=["GET"]),
             Route("/v1/tokens", TokenEndpoint(auth).mint, methods=["POST"]),
+            Route("/tokenize", tokenize.count, methods=["POST"]),
             Route("/admin/keys", admin.create_key, methods=["POST"]),
             Route("/admin/keys", admin.list_keys, methods=["GET"]),
             Route("/admin/keys/{key_id}", admin.get_key, methods=["GET"]),

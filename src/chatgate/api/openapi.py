@@ -153,6 +153,26 @@ def openapi_document() -> dict[str, Any]:
                     errors=(400, *auth_errors),
                 )
             },
+            "/tokenize": {
+                "post": _operation(
+                    "tokenize",
+                    _json(
+                        {
+                            "type": "object",
+                            "required": ["object", "model", "count"],
+                            "properties": {
+                                "object": {"const": "chatgate.tokenize"},
+                                "model": {"type": "string"},
+                                "count": {"type": "integer"},
+                                "max_model_len": {"type": ["integer", "null"]},
+                            },
+                        },
+                        "Prompt tokens of the request",
+                    ),
+                    body="ChatCompletionRequest",
+                    errors=(400, 401, 404),
+                )
+            },
             "/admin/keys": {
                 "post": _operation(
                     "createKey",

@@ -9,6 +9,7 @@ from chatgate.cli.audit import audit
 from chatgate.cli.db import db
 from chatgate.cli.keys import keys
 from chatgate.cli.serve import serve
+from chatgate.cli.tokens import tokens
 
 __all__ = ["cli", "main"]
 
@@ -19,7 +20,7 @@ def cli() -> None:
     """chatgate: an OpenAI-compatible ChatGPT-API gateway with an embedded local model."""
 
 
-for command in (serve, keys, db, audit):
+for command in (serve, keys, db, audit, tokens):
     cli.add_command(command)
 
 

@@ -22,7 +22,7 @@ __all__ = [
     "TokenRequest",
 ]
 
-ENDPOINTS = ("chat.completions", "models", "tokens")
+ENDPOINTS = ("chat.completions", "models", "tokens", "tokenize")
 """Endpoint scopes a key may be limited to (empty list: all of them)."""
 
 _Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -61,7 +61,7 @@ class KeyCreateRequest(_Admin):
     allowed_models: Annotated[list[_Glob], Field(max_length=100)] = []
     """Model ids or globs (`gpt-4o*`); empty: every model."""
     allowed_endpoints: list[str] = []
-    """Subset of `chat.completions`, `models`, `tokens`; empty: all."""
+    """Subset of `chat.completions`, `models`, `tokens`, `tokenize`; empty: all."""
     expires_at: Annotated[float, Field(gt=0)] | None = None
     """Unix time after which the key stops working."""
     expires_in: Annotated[float, Field(gt=0, le=10 * 365 * 86400)] | None = None

@@ -25,6 +25,7 @@ from chatgate.protocol import (
     UpstreamTimeoutError,
 )
 from chatgate.providers.base import Capabilities, ChatCall, ProviderState
+from chatgate.tokenizers import chat_tokens, encoding_for, encoding_name_for
 
 __all__ = ["OpenAICompatProvider"]
 
@@ -47,6 +48,7 @@ class OpenAICompatProvider:
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._session: aiohttp.ClientSession | None = None
+        self._encoder = encoding_for(config.tokenizer or encoding_name_for(self._upstream_model))
 
     @property
     def state(self) -> ProviderState:
@@ -76,7 +78,7 @@ class OpenAICompatProvider:
         return self._config.context_window
 
     async def count_tokens(self, request: ChatCompletionRequest) -> int | None:
-        return None  # exact counts for upstream models arrive with the tokenizer issue
+        return chat_tokens(self._encoder, request)
 
     def _body(self, call: ChatCall) -> bytes:
         body = dict(call.body)

@@ -1,0 +1,71 @@
+"""Exact token counts for OpenAI-family models, offline.
+
+The BPE tables ship inside the ``bpe-openai`` package (no download at run time). Chat messages
+are counted the way OpenAI counts them: a few tokens of framing per message and for the reply's
+priming, plus the encoded text of every field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import bpe_openai
+import orjson
+
+from chatgate.protocol import ChatCompletionRequest
+from chatgate.protocol.chat import TextPart
+
+__all__ = ["Encoder", "chat_tokens", "encoding_for", "encoding_name_for"]
+
+_PER_MESSAGE = 3
+_PER_NAME = 1
+_REPLY_PRIMING = 3
+_PER_TOOL = 8
+
+_O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-", "gpt-oss")
+_CL100K_PREFIXES = ("gpt-4", "gpt-3.5", "gpt-35", "text-embedding-3", "text-embedding-ada")
+
+
+class Encoder(Protocol):
+    def encode_ordinary(self, text: str) -> list[int]: ...
+
+
+def encoding_name_for(model: str) -> str:
+    """The tiktoken encoding of an OpenAI model id (o200k_base for anything unknown)."""
+    name = model.rsplit("/", 1)[-1].lower()
+    if name.startswith(_O200K_PREFIXES):
+        return "o200k_base"
+    if name.startswith(_CL100K_PREFIXES):
+        return "cl100k_base"
+    return "o200k_base"
+
+
+def encoding_for(name: str) -> Encoder:
+    encoder: Encoder = bpe_openai.get_encoding(name)
+    return encoder
+
+
+def _text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(part.text for part in content if isinstance(part, TextPart))
+
+
+def chat_tokens(encoder: Encoder, request: ChatCompletionRequest) -> int:
+    """Prompt tokens of a chat request, counted as OpenAI counts them."""
+    total = _REPLY_PRIMING
+    for message in request.messages:
+        total += _PER_MESSAGE + len(encoder.encode_ordinary(message.role))
+        total += len(encoder.encode_ordinary(_text(getattr(message, "content", None))))
+        name = getattr(message, "name", None)
+        if name:
+            total += _PER_NAME + len(encoder.encode_ordinary(name))
+        for call in getattr(message, "tool_calls", None) or ():
+            total += len(encoder.encode_ordinary(call.function.name))
+            total += len(encoder.encode_ordinary(call.function.arguments))
+    for tool in request.tools or ():
+        spec = orjson.dumps(tool.function.model_dump(exclude_none=True)).decode()
+        total += _PER_TOOL + len(encoder.encode_ordinary(spec))
+    return total
