@@ -60,9 +60,12 @@ def test_stream_options_without_stream_is_400(client: openai.OpenAI) -> None:
 
 
 def test_streamed_text_equals_non_streamed_at_temperature_zero(client: openai.OpenAI) -> None:
-    full = client.chat.completions.create(model=MODEL, messages=ASK, max_tokens=30, temperature=0)
+    fresh = {"x-chatgate-cache": "bypass"}  # two real generations, not a cache replay
+    full = client.chat.completions.create(
+        model=MODEL, messages=ASK, max_tokens=30, temperature=0, extra_headers=fresh
+    )
     stream = client.chat.completions.create(
-        model=MODEL, messages=ASK, max_tokens=30, temperature=0, stream=True
+        model=MODEL, messages=ASK, max_tokens=30, temperature=0, stream=True, extra_headers=fresh
     )
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text == full.choices[0].message.content

@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 __all__ = [
     "AuthConfig",
+    "CacheConfig",
     "ConfigError",
     "CorsConfig",
     "DegradedResponse",
@@ -148,6 +149,23 @@ class LimitsConfig(_Section):
     """Completion tokens reserved when a request sets no `max_tokens`."""
     queue_timeout: Annotated[float, Field(ge=0)] = 0.0
     """Seconds a request may wait for capacity instead of an immediate 429 (keys may override)."""
+
+
+class CacheConfig(_Section):
+    enabled: bool = True
+    """Serve repeated deterministic requests from the cache (see `x-chatgate-cache`)."""
+    backend: Literal["memory", "redis"] = "memory"
+    """`memory` (this process) or `redis` (shared by replicas)."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: Annotated[str, Field(min_length=1)] = "chatgate"
+    max_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
+    """Memory backend: the most the cached answers may take."""
+    ttl: Annotated[float, Field(gt=0)] = 3600.0
+    """Seconds an answer stays cached (requests may ask for less with `x-chatgate-cache-ttl`)."""
+    scope: Literal["key", "shared"] = "key"
+    """`key`: each key sees only its own cached answers; `shared`: one cache for all."""
+    coalesce: bool = True
+    """Identical concurrent requests share one upstream call."""
 
 
 class RoutingConfig(_Section):
@@ -278,6 +296,7 @@ class Settings(BaseSettings):
     encryption: EncryptionConfig = EncryptionConfig()
     limits: LimitsConfig = LimitsConfig()
     routing: RoutingConfig = RoutingConfig()
+    cache: CacheConfig = CacheConfig()
     models: list[ModelConfig] = Field(default_factory=_default_models)
 
     @property

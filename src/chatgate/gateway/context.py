@@ -37,6 +37,8 @@ class ChatContext:
     timings: dict[str, float] = field(default_factory=dict)
     attempts: int = 0
     """Provider calls made for this request (retries and fallbacks included)."""
+    served_from: str | None = None
+    """``cache`` or ``coalesced`` when no upstream call was made for this request."""
     """Seconds spent in named steps (e.g. ``limit``), reported in ``Server-Timing``."""
     _call: ChatCall = field(init=False)
 

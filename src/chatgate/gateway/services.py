@@ -11,12 +11,13 @@ import time
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from chatgate.cache import MemoryCache, RedisCache, ResponseCache
 from chatgate.config import ConfigError, Settings, resolve_secret
 from chatgate.gateway.auth import Authenticator
 from chatgate.gateway.pipeline import Pipeline
 from chatgate.gateway.registry import ModelRegistry
 from chatgate.gateway.routing import Router
-from chatgate.gateway.stages import AccessStage, DeadlineStage, RateLimitStage
+from chatgate.gateway.stages import AccessStage, CacheStage, DeadlineStage, RateLimitStage
 from chatgate.gateway.tokens import TokenSigner
 from chatgate.limits import Limiter, MemoryLimiter, RedisLimiter
 from chatgate.limits.waiting import PriorityGate
@@ -100,9 +101,16 @@ class Services:
             else MemoryLimiter()
         )
         self.rate_limits = RateLimitStage(self.limiter, limits, PriorityGate())
+        caching = settings.cache
+        self.response_cache: ResponseCache = (
+            RedisCache(caching.redis_url, prefix=caching.redis_prefix)
+            if caching.backend == "redis"
+            else MemoryCache(caching.max_bytes)
+        )
+        self.cache = CacheStage(self.response_cache, caching)
         self.pipeline = Pipeline(
             self.registry,
-            [AccessStage(), self.rate_limits, DeadlineStage()],
+            [AccessStage(), self.rate_limits, DeadlineStage(), self.cache],
             Router(self.registry, settings.routing),
             request_timeout=settings.server.request_timeout,
         )
@@ -122,5 +130,6 @@ class Services:
     async def close(self) -> None:
         await self.registry.close()
         await self.limiter.close()
+        await self.response_cache.close()
         await self.authenticator.close()
         await self.db.close()

@@ -1,7 +1,8 @@
 """Pipeline stages, one job each, in the order the pipeline runs them."""
 
 from chatgate.gateway.stages.access import AccessStage
+from chatgate.gateway.stages.cache import CacheStage
 from chatgate.gateway.stages.deadline import DeadlineStage
 from chatgate.gateway.stages.ratelimit import RateLimitStage
 
-__all__ = ["AccessStage", "DeadlineStage", "RateLimitStage"]
+__all__ = ["AccessStage", "CacheStage", "DeadlineStage", "RateLimitStage"]

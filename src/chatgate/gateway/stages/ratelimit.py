@@ -112,7 +112,8 @@ class RateLimitStage:
         if isinstance(outcome, ChunkStream):
             return await peek(self._settled(outcome, ctx, rid, limits, tokens))
         usage = outcome.get("usage")
-        await self._finish(rid, limits, usage["total_tokens"] if usage else tokens)
+        used = usage["total_tokens"] if usage else tokens
+        await self._finish(rid, limits, 0 if ctx.served_from else used)
         return outcome
 
     async def _reservation(self, ctx: ChatContext) -> int:
@@ -152,7 +153,8 @@ class RateLimitStage:
         finally:
             await chunks.aclose()
             usage = ctx.call.stats.usage
-            await self._finish(rid, limits, usage["total_tokens"] if usage else reserved)
+            used = usage["total_tokens"] if usage else reserved
+            await self._finish(rid, limits, 0 if ctx.served_from else used)
 
     async def _finish(self, rid: str, limits: list[ScopeLimit], tokens: int) -> None:
         try:
