@@ -28,6 +28,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 __all__ = [
     "AuthConfig",
+    "BudgetSpec",
+    "BudgetsConfig",
     "CacheConfig",
     "ConfigError",
     "CorsConfig",
@@ -39,6 +41,7 @@ __all__ = [
     "LocalModelConfig",
     "ModelConfig",
     "OpenAICompatModelConfig",
+    "PricingSpec",
     "RoutingConfig",
     "ServerConfig",
     "Settings",
@@ -168,6 +171,30 @@ class CacheConfig(_Section):
     """Identical concurrent requests share one upstream call."""
 
 
+class BudgetSpec(_Section):
+    daily: Annotated[float, Field(gt=0)] | None = None
+    """Spend cap per UTC day."""
+    monthly: Annotated[float, Field(gt=0)] | None = None
+    """Spend cap per UTC calendar month."""
+    total: Annotated[float, Field(gt=0)] | None = None
+    """Spend cap over all time."""
+
+
+class BudgetsConfig(_Section):
+    backend: Literal["memory", "redis"] = "memory"
+    """Where in-flight reservations and running totals live: `memory` or `redis` (replicas)."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: Annotated[str, Field(min_length=1)] = "chatgate"
+    currency: Annotated[str, Field(min_length=1, max_length=8)] = "USD"
+    """The currency of prices and budgets (prices are given in it)."""
+    owners: dict[str, BudgetSpec] = {}
+    """Caps per key owner/team, over all their keys."""
+    owner_default: BudgetSpec | None = None
+    """Caps for owners not listed in `owners`."""
+    key_default: BudgetSpec | None = None
+    """Caps for keys without a budget of their own."""
+
+
 class RoutingConfig(_Section):
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     """Extra attempts per model on 429, 5xx, connection errors and timeouts."""
@@ -203,6 +230,15 @@ class DegradedResponse(_Section):
     """Answer with it when a rate limit would refuse the request."""
 
 
+class PricingSpec(_Section):
+    input: Annotated[float, Field(ge=0)]
+    """USD per 1M prompt tokens."""
+    cached_input: Annotated[float, Field(ge=0)] | None = None
+    """USD per 1M cached prompt tokens (default: `input`)."""
+    output: Annotated[float, Field(ge=0)]
+    """USD per 1M completion tokens."""
+
+
 class _ModelBase(_Section):
     name: Annotated[str, Field(min_length=1)]
     """Public model id, as clients send it in `model`. Entries sharing a name are deployments of
@@ -220,6 +256,9 @@ class _ModelBase(_Section):
     """Seconds to the first chunk (or the whole answer, unstreamed) before falling back."""
     degraded_response: DegradedResponse | None = None
     """A canned answer when everything failed or quota is exhausted (off by default)."""
+    pricing: PricingSpec | None = None
+    """USD per 1M tokens (default: the built-in table for OpenAI models; local models are
+    free)."""
 
 
 class LocalModelConfig(_ModelBase):
@@ -297,6 +336,7 @@ class Settings(BaseSettings):
     limits: LimitsConfig = LimitsConfig()
     routing: RoutingConfig = RoutingConfig()
     cache: CacheConfig = CacheConfig()
+    budgets: BudgetsConfig = BudgetsConfig()
     models: list[ModelConfig] = Field(default_factory=_default_models)
 
     @property

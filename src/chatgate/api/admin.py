@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ from starlette.responses import Response
 
 from chatgate.api.auth import require_admin
 from chatgate.gateway.services import Services
+from chatgate.gateway.stages.budget import periods
 from chatgate.protocol import InvalidRequestError, NotFoundError, parse_json_object, validate
 from chatgate.protocol.admin import KeyCreateRequest, KeyRotateRequest, KeyUpdateRequest
 from chatgate.state import ApiKey, KeySpec
@@ -53,6 +55,7 @@ class AdminEndpoints:
                 limits=spec.limits.model_dump(exclude_none=True) if spec.limits else None,
                 priority=spec.priority,
                 queue_timeout=spec.queue_timeout,
+                budget=spec.budget.model_dump(exclude_none=True) if spec.budget else None,
             ),
             actor=actor,
         )
@@ -75,7 +78,10 @@ class AdminEndpoints:
         key = await self._services.keys.get(key_id)
         if key is None:
             raise _missing(key_id)
-        return _json(key.public())
+        current = periods(datetime.datetime.now(datetime.UTC))
+        spent = await self._services.spend.get(f"key:{key_id}", current.values())
+        spend = {kind: spent[period] for kind, period in current.items()}
+        return _json({**key.public(), "spend": spend})
 
     async def update_key(self, request: Request) -> Response:
         actor = (await require_admin(request, self._auth)).actor

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chatgate.gateway.auth import Principal
-from chatgate.gateway.registry import ModelGroup
+from chatgate.gateway.registry import Deployment, ModelGroup
 from chatgate.gateway.streams import ChunkStream
 from chatgate.protocol import ChatCompletion, ChatCompletionRequest
 from chatgate.providers import ChatCall
@@ -39,8 +39,11 @@ class ChatContext:
     """Provider calls made for this request (retries and fallbacks included)."""
     served_from: str | None = None
     """``cache`` or ``coalesced`` when no upstream call was made for this request."""
+    served_by: Deployment | None = None
+    """The deployment that answered (set by the router)."""
     """Seconds spent in named steps (e.g. ``limit``), reported in ``Server-Timing``."""
     _call: ChatCall = field(init=False)
+    _prompt_tokens: int | None = None
 
     @property
     def stream(self) -> bool:
@@ -58,6 +61,26 @@ class ChatContext:
             request_id=self.request_id,
             deadline=self.deadline,
         )
+
+    async def prompt_tokens(self) -> int:
+        """The prompt's tokens with the model's tokenizer (an estimate if none is known),
+        counted once per request."""
+        if self._prompt_tokens is None:
+            counted = await self.model.provider.count_tokens(self.request)
+            self._prompt_tokens = (
+                counted if counted is not None else (self.request.rough_prompt_tokens())
+            )
+        return self._prompt_tokens
+
+    def cost(self) -> float | None:
+        """What this request cost in USD, once its usage is known (0 when served without an
+        upstream call); None while unknown."""
+        if self.served_from is not None:
+            return 0.0
+        usage = self._call.stats.usage
+        if usage is None or self.served_by is None or self.served_by.price is None:
+            return None
+        return self.served_by.price.cost(usage)
 
     def server_timing(self) -> str:
         """``Server-Timing``: named steps (e.g. rate-limit wait), time queued for the model,

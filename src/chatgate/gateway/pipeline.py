@@ -12,7 +12,11 @@ from chatgate.gateway.context import ChatContext, Next, Outcome, Stage
 from chatgate.gateway.registry import ModelRegistry
 from chatgate.protocol import ChatCompletionRequest
 
-__all__ = ["Pipeline"]
+__all__ = ["COST_HEADER", "Pipeline"]
+
+COST_HEADER = "x-chatgate-cost"
+"""The request's cost in USD (answers that are not streamed: a stream's cost is known only
+after its headers left)."""
 
 
 class Pipeline:
@@ -54,4 +58,7 @@ class Pipeline:
         )
         outcome = await self._handler(ctx)
         ctx.response_headers["server-timing"] = ctx.server_timing()
+        cost = ctx.cost()
+        if cost is not None and not ctx.stream:
+            ctx.response_headers[COST_HEADER] = f"{cost:.8f}"
         return outcome, ctx

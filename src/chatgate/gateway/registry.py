@@ -14,6 +14,7 @@ from chatgate.config import (
     resolve_secret,
 )
 from chatgate.gateway.breaker import Breaker
+from chatgate.pricing import FREE, Price, PriceTable
 from chatgate.protocol import ModelNotFoundError, ModelObject
 from chatgate.providers import LocalProvider, OpenAICompatProvider, Provider, ProviderState
 
@@ -30,6 +31,8 @@ class Deployment:
     provider: Provider
     config: ModelConfig
     breaker: Breaker
+    price: Price | None
+    """USD per 1M tokens; None when unknown (an upstream model not in the price table)."""
     in_flight: int = 0
 
 
@@ -59,6 +62,14 @@ class ModelGroup:
         return self.config.degraded_response
 
     @property
+    def most_expensive(self) -> Price | None:
+        """The dearest deployment's price (what a reservation must cover); None if unknown."""
+        prices = [d.price for d in self.deployments if d.price is not None]
+        if len(prices) < len(self.deployments):
+            return None
+        return max(prices, key=lambda p: (p.output, p.input))
+
+    @property
     def provider(self) -> Provider:
         """A provider of this model, for what any deployment answers alike (token counts)."""
         return self.deployments[0].provider
@@ -76,6 +87,16 @@ class ModelGroup:
         if "ready" in states:
             return "ready"
         return "loading" if "loading" in states else "failed"
+
+
+def _price(config: ModelConfig, table: PriceTable) -> Price | None:
+    if config.pricing is not None:
+        spec = config.pricing
+        cached = spec.input if spec.cached_input is None else spec.cached_input
+        return Price(spec.input, cached, spec.output)
+    if isinstance(config, LocalModelConfig):
+        return FREE
+    return table.lookup(config.upstream_model or config.name)
 
 
 def _provider(config: ModelConfig) -> Provider:
@@ -96,12 +117,14 @@ class ModelRegistry:
     def from_settings(cls, settings: Settings, *, created: int) -> ModelRegistry:
         groups: dict[str, ModelGroup] = {}
         routing = settings.routing
+        prices = PriceTable.defaults()
         for config in settings.models:
             deployment = Deployment(
                 config.name,
                 _provider(config),
                 config,
                 Breaker(routing.breaker_failures, routing.breaker_cooldown),
+                _price(config, prices),
             )
             group = groups.get(config.name)
             if group is None:

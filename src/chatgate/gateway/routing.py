@@ -155,6 +155,7 @@ class Router:
             deployment.in_flight -= 1
             raise
         deployment.breaker.succeeded()
+        ctx.served_by = deployment
         if not ctx.stream:
             deployment.in_flight -= 1
             return outcome

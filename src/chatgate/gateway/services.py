@@ -11,17 +11,25 @@ import time
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from chatgate.budgets import BudgetCounters, MemoryBudgets, RedisBudgets
 from chatgate.cache import MemoryCache, RedisCache, ResponseCache
 from chatgate.config import ConfigError, Settings, resolve_secret
 from chatgate.gateway.auth import Authenticator
 from chatgate.gateway.pipeline import Pipeline
 from chatgate.gateway.registry import ModelRegistry
 from chatgate.gateway.routing import Router
-from chatgate.gateway.stages import AccessStage, CacheStage, DeadlineStage, RateLimitStage
+from chatgate.gateway.stages import (
+    AccessStage,
+    BudgetStage,
+    CacheStage,
+    DeadlineStage,
+    RateLimitStage,
+)
 from chatgate.gateway.tokens import TokenSigner
 from chatgate.limits import Limiter, MemoryLimiter, RedisLimiter
 from chatgate.limits.waiting import PriorityGate
 from chatgate.state import AuditLog, BodyStore, Database, Keyring, KeyStore
+from chatgate.state.spend import SpendStore
 from chatgate.state.token_uses import TokenUses
 
 __all__ = ["Services", "is_loopback", "master_key", "store", "validate_secrets"]
@@ -108,9 +116,17 @@ class Services:
             else MemoryCache(caching.max_bytes)
         )
         self.cache = CacheStage(self.response_cache, caching)
+        spending = settings.budgets
+        self.budget_counters: BudgetCounters = (
+            RedisBudgets(spending.redis_url, prefix=spending.redis_prefix)
+            if spending.backend == "redis"
+            else MemoryBudgets()
+        )
+        self.spend = SpendStore(self.db)
+        self.budgets = BudgetStage(self.budget_counters, self.spend, spending, limits)
         self.pipeline = Pipeline(
             self.registry,
-            [AccessStage(), self.rate_limits, DeadlineStage(), self.cache],
+            [AccessStage(), self.rate_limits, self.budgets, DeadlineStage(), self.cache],
             Router(self.registry, settings.routing),
             request_timeout=settings.server.request_timeout,
         )
@@ -119,6 +135,7 @@ class Services:
         if self.settings.store.migrate_on_start:
             await self.db.upgrade()
         await self.authenticator.start()
+        await self.budgets.start()
         await self.registry.start()
         if self.authenticator.open:
             log.warning(
@@ -130,6 +147,8 @@ class Services:
     async def close(self) -> None:
         await self.registry.close()
         await self.limiter.close()
+        await self.budgets.close()
+        await self.budget_counters.close()
         await self.response_cache.close()
         await self.authenticator.close()
         await self.db.close()

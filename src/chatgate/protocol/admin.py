@@ -13,6 +13,7 @@ __all__ = [
     "PRIORITIES",
     "ApiKeyObject",
     "AuditEntryObject",
+    "Budget",
     "KeyCreateRequest",
     "KeyLimits",
     "KeyRotateRequest",
@@ -53,6 +54,15 @@ class KeyLimits(_Admin):
     """Requests in flight at once."""
 
 
+class Budget(_Admin):
+    daily: Annotated[float, Field(gt=0)] | None = None
+    """Spend cap per UTC day, in the configured currency."""
+    monthly: Annotated[float, Field(gt=0)] | None = None
+    """Spend cap per UTC calendar month."""
+    total: Annotated[float, Field(gt=0)] | None = None
+    """Spend cap over the key's life."""
+
+
 class KeyCreateRequest(_Admin):
     """``POST /admin/keys``."""
 
@@ -74,6 +84,8 @@ class KeyCreateRequest(_Admin):
     normal)."""
     queue_timeout: Annotated[float, Field(ge=0, le=600)] | None = None
     """Seconds its requests may wait for capacity before a 429 (default: config)."""
+    budget: Budget | None = None
+    """Spend caps (default: `budgets.key_default` in config)."""
 
     @field_validator("allowed_endpoints")
     @classmethod
@@ -106,6 +118,7 @@ class KeyUpdateRequest(_Admin):
     limits: KeyLimits | None = None
     priority: Priority | None = None
     queue_timeout: Annotated[float, Field(ge=0, le=600)] | None = None
+    budget: Budget | None = None
 
     @field_validator("allowed_endpoints")
     @classmethod
@@ -122,8 +135,9 @@ class KeyUpdateRequest(_Admin):
                 out[listed] = []
         if "metadata" in out and out["metadata"] is None:
             out["metadata"] = {}
-        if out.get("limits") is not None:
-            out["limits"] = {k: v for k, v in out["limits"].items() if v is not None}
+        for capped in ("limits", "budget"):
+            if out.get(capped) is not None:
+                out[capped] = {k: v for k, v in out[capped].items() if v is not None}
         return out
 
 
@@ -167,6 +181,7 @@ class ApiKeyObject(TypedDict):
     limits: dict[str, int] | None
     priority: str | None
     queue_timeout: float | None
+    budget: dict[str, float] | None
     secret: NotRequired[str]
 
 

@@ -56,6 +56,8 @@ class KeySpec:
     """The highest priority the key may ask for (None: normal)."""
     queue_timeout: float | None = None
     """Seconds its requests may wait for capacity (None: the configured default)."""
+    budget: dict[str, float] | None = None
+    """``daily``, ``monthly``, ``total`` spend caps in the configured currency."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,7 @@ class ApiKey:
     limits: dict[str, int] | None = None
     priority: str | None = None
     queue_timeout: float | None = None
+    budget: dict[str, float] | None = None
 
     @classmethod
     def from_row(cls, row: ApiKeyRow) -> ApiKey:
@@ -94,6 +97,7 @@ class ApiKey:
             limits=dict(row.limits) if row.limits else None,
             priority=row.priority,
             queue_timeout=row.queue_timeout,
+            budget=dict(row.budget) if row.budget else None,
         )
 
     def active(self, now: float) -> bool:
@@ -116,6 +120,7 @@ class ApiKey:
             "limits": self.limits,
             "priority": self.priority,
             "queue_timeout": self.queue_timeout,
+            "budget": self.budget,
         }
 
 
@@ -153,6 +158,7 @@ class KeyStore:
                 limits=spec.limits,
                 priority=spec.priority,
                 queue_timeout=spec.queue_timeout,
+                budget=spec.budget,
                 version=await _bump(session),
             )
             session.add(row)

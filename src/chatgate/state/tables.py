@@ -12,6 +12,7 @@ __all__ = [
     "ApiKeySecretRow",
     "AuditRow",
     "Base",
+    "SpendRow",
     "StateVersionRow",
     "StoredBodyRow",
     "TokenUseRow",
@@ -51,6 +52,7 @@ class ApiKeyRow(Base):
     limits: Mapped[dict[str, Any] | None]
     priority: Mapped[str | None] = mapped_column(String(16))
     queue_timeout: Mapped[float | None] = mapped_column(Float)
+    budget: Mapped[dict[str, Any] | None]
 
 
 class ApiKeySecretRow(Base):
@@ -82,6 +84,14 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, Any]]
+
+
+class SpendRow(Base):
+    __tablename__ = "spend"
+    scope: Mapped[str] = mapped_column(String(128), primary_key=True)
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    amount: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
 
 
 class StoredBodyRow(Base):

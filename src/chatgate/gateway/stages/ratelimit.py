@@ -118,9 +118,7 @@ class RateLimitStage:
 
     async def _reservation(self, ctx: ChatContext) -> int:
         request = ctx.request
-        prompt = await ctx.model.provider.count_tokens(request)
-        if prompt is None:
-            prompt = request.rough_prompt_tokens()
+        prompt = await ctx.prompt_tokens()
         completion = request.completion_limit or self._config.completion_reserve
         return prompt + completion * request.choice_count
 
