@@ -256,6 +256,11 @@ class _ModelBase(_Section):
     """Seconds to the first chunk (or the whole answer, unstreamed) before falling back."""
     degraded_response: DegradedResponse | None = None
     """A canned answer when everything failed or quota is exhausted (off by default)."""
+    context_overflow: Literal["error", "truncate_oldest", "middle_out"] = "error"
+    """Default when prompt + max_tokens exceed `context_window` (requests may choose with the
+    `context` extension)."""
+    context_clamp: bool = False
+    """Default: lower `max_tokens` to what fits rather than fail."""
     pricing: PricingSpec | None = None
     """USD per 1M tokens (default: the built-in table for OpenAI models; local models are
     free)."""

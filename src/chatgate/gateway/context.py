@@ -72,6 +72,10 @@ class ChatContext:
             )
         return self._prompt_tokens
 
+    def forget_prompt_tokens(self) -> None:
+        """The request's messages changed: count them again when next asked."""
+        self._prompt_tokens = None
+
     def cost(self) -> float | None:
         """What this request cost in USD, once its usage is known (0 when served without an
         upstream call); None while unknown."""

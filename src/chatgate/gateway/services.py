@@ -22,6 +22,7 @@ from chatgate.gateway.stages import (
     AccessStage,
     BudgetStage,
     CacheStage,
+    ContextStage,
     DeadlineStage,
     RateLimitStage,
 )
@@ -126,7 +127,14 @@ class Services:
         self.budgets = BudgetStage(self.budget_counters, self.spend, spending, limits)
         self.pipeline = Pipeline(
             self.registry,
-            [AccessStage(), self.rate_limits, self.budgets, DeadlineStage(), self.cache],
+            [
+                AccessStage(),
+                ContextStage(),
+                self.rate_limits,
+                self.budgets,
+                DeadlineStage(),
+                self.cache,
+            ],
             Router(self.registry, settings.routing),
             request_timeout=settings.server.request_timeout,
         )

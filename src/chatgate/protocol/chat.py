@@ -24,6 +24,7 @@ __all__ = [
     "ChunkDelta",
     "CompletionUsage",
     "ContentPart",
+    "ContextOptions",
     "DeveloperMessage",
     "FunctionDefinition",
     "JsonSchemaFormat",
@@ -199,6 +200,15 @@ ResponseFormat = Annotated[
 ]
 
 
+class ContextOptions(_Wire):
+    """chatgate extension ``context``: what to do when the prompt does not fit the model."""
+
+    overflow: Literal["error", "truncate_oldest", "middle_out"] | None = None
+    """``error`` (OpenAI's 400), drop whole oldest turns, or drop turns from the middle."""
+    clamp_max_tokens: bool | None = None
+    """Lower ``max_tokens`` to what fits instead of failing."""
+
+
 class StreamOptions(_Wire):
     include_usage: bool | None = None
     include_obfuscation: bool | None = None
@@ -240,6 +250,8 @@ class ChatCompletionRequest(_Wire):
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     user: str | None = None
+    # --- chatgate extensions (removed before a request goes upstream) ---
+    context: ContextOptions | None = None
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> ChatCompletionRequest:
