@@ -18,11 +18,17 @@ from chatgate.cli.main import cli
 from chatgate.cli.reference import render
 from chatgate.config import (
     AuthConfig,
+    AutoModelConfig,
+    AutoRule,
+    BudgetsConfig,
+    CacheConfig,
     CorsConfig,
     EncryptionConfig,
     EncryptionKeyConfig,
+    LimitsConfig,
     LocalModelConfig,
     OpenAICompatModelConfig,
+    RoutingConfig,
     ServerConfig,
     Settings,
     StoreConfig,
@@ -34,7 +40,7 @@ README = (ROOT / "README.md").read_text()
 
 
 def _keys(prefix: str, model: type[BaseModel]) -> list[str]:
-    return [f"{prefix}.{name}" for name in model.model_fields]
+    return [f"{prefix}.{field.alias or name}" for name, field in model.model_fields.items()]
 
 
 def test_every_setting_is_in_the_configuration_reference() -> None:
@@ -45,9 +51,16 @@ def test_every_setting_is_in_the_configuration_reference() -> None:
         "cors": CorsConfig,
         "encryption": EncryptionConfig,
         "encryption.keys[]": EncryptionKeyConfig,
+        "limits": LimitsConfig,
+        "routing": RoutingConfig,
+        "cache": CacheConfig,
+        "budgets": BudgetsConfig,
+        "auto_models[]": AutoModelConfig,
+        "auto_models[].rules[]": AutoRule,
         "models[]": LocalModelConfig,
     }
-    keys = [name for name in Settings.model_fields if name not in ("models", *sections)]
+    top = ("models", "auto_models", *sections)
+    keys = [name for name in Settings.model_fields if name not in top]
     for prefix, model in sections.items():
         keys += _keys(prefix, model)
     keys += _keys("models[]", OpenAICompatModelConfig)

@@ -28,6 +28,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 __all__ = [
     "AuthConfig",
+    "AutoModelConfig",
+    "AutoRule",
     "BudgetSpec",
     "BudgetsConfig",
     "CacheConfig",
@@ -266,6 +268,26 @@ class _ModelBase(_Section):
     free)."""
 
 
+class AutoRule(_Section):
+    model: Annotated[str, Field(min_length=1)]
+    """The model this rule picks."""
+    task: str | list[str] | None = None
+    """Matches the request's `x-chatgate-task` header (one value or any of several)."""
+    max_prompt_tokens: Annotated[int, Field(ge=0)] | None = None
+    """Matches prompts of at most this many tokens (counted for `model`)."""
+    min_prompt_tokens: Annotated[int, Field(ge=0)] | None = None
+    """Matches prompts of at least this many tokens."""
+
+
+class AutoModelConfig(_Section):
+    name: Annotated[str, Field(min_length=1)]
+    """The id clients send, e.g. `auto`."""
+    rules: list[AutoRule] = []
+    """Tried in order; the first that matches picks the model."""
+    default: Annotated[str, Field(min_length=1)]
+    """The model when no rule matches (a key's `metadata.default_model` comes first)."""
+
+
 class LocalModelConfig(_ModelBase):
     provider: Literal["local"] = "local"
     path: Path | None = None
@@ -343,6 +365,8 @@ class Settings(BaseSettings):
     cache: CacheConfig = CacheConfig()
     budgets: BudgetsConfig = BudgetsConfig()
     models: list[ModelConfig] = Field(default_factory=_default_models)
+    auto_models: list[AutoModelConfig] = []
+    """Model ids that pick a real model per request, by rules (routing for cost)."""
 
     @property
     def store_url(self) -> str:
@@ -357,6 +381,12 @@ class Settings(BaseSettings):
             for model_id in (model.name, *model.aliases):
                 if owner.setdefault(model_id, model.name) != model.name:
                     raise ValueError(f"models[{i}]: duplicate model id `{model_id}`")
+        for i, auto in enumerate(self.auto_models):
+            if auto.name in owner:
+                raise ValueError(f"auto_models[{i}]: `{auto.name}` is already a model id")
+            for target in [auto.default, *(rule.model for rule in auto.rules)]:
+                if target not in owner:
+                    raise ValueError(f"auto_models[{i}]: unknown model `{target}`")
         for i, model in enumerate(self.models):
             for fallback in model.fallbacks:
                 if fallback not in owner:

@@ -87,7 +87,7 @@ def _middleware(settings: Settings) -> list[Middleware]:
 def create_app(settings: Settings) -> Starlette:
     services = Services(settings)
     auth = services.authenticator
-    models = ModelEndpoints(services.registry, auth)
+    models = ModelEndpoints(services.registry, auth, [a.name for a in settings.auto_models])
     admin = AdminEndpoints(services)
     tokenize = TokenizeEndpoint(services.registry, auth)
     document = orjson.dumps(openapi_document())

@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from chatgate.api.auth import authenticate
 from chatgate.gateway import Authenticator, ModelRegistry
-from chatgate.protocol import ModelList, ModelNotFoundError
+from chatgate.protocol import ModelList, ModelNotFoundError, ModelObject
 
 __all__ = ["ModelEndpoints"]
 
@@ -18,22 +18,33 @@ def _json(payload: object, status: int = 200) -> Response:
 
 
 class ModelEndpoints:
-    def __init__(self, registry: ModelRegistry, authenticator: Authenticator):
+    def __init__(
+        self, registry: ModelRegistry, authenticator: Authenticator, auto: list[str] | None = None
+    ):
         self._registry = registry
         self._auth = authenticator
+        self._auto = auto or []
 
     async def list(self, request: Request) -> Response:
         principal = await authenticate(request, self._auth, "models")
         data = [m for m in self._registry.models() if principal.may_use_model(m["id"])]
+        data += [self._auto_object(n) for n in self._auto if principal.may_use_model(n)]
         models: ModelList = {"object": "list", "data": data}
         return _json(models)
 
     async def retrieve(self, request: Request) -> Response:
         principal = await authenticate(request, self._auth, "models")
         model_id = request.path_params["model"]
+        if model_id in self._auto:
+            return _json(self._auto_object(model_id))
         if not principal.may_use_model(model_id):
             raise ModelNotFoundError(model_id)
         return _json(self._registry.model(model_id))
+
+    def _auto_object(self, name: str) -> ModelObject:
+        groups = self._registry.groups
+        created = groups[0].created if groups else 0
+        return {"id": name, "object": "model", "created": created, "owned_by": "chatgate"}
 
     async def health(self, request: Request) -> Response:
         states = self._registry.states()

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chatgate.gateway.auth import Principal
+from chatgate.gateway.auto import AUTO_HEADER, TASK_HEADER, AutoModels
 from chatgate.gateway.context import ChatContext, Next, Outcome, Stage
 from chatgate.gateway.registry import ModelRegistry
 from chatgate.protocol import ChatCompletionRequest
@@ -30,8 +31,10 @@ class Pipeline:
         router: Next,
         *,
         request_timeout: float,
+        auto: AutoModels | None = None,
     ):
         self.registry = registry
+        self.auto = auto
         self.stages = tuple(stages)
         self._timeout = request_timeout
         handler: Next = router
@@ -47,6 +50,12 @@ class Pipeline:
         principal: Principal,
         headers: Mapping[str, str] | None = None,
     ) -> tuple[Outcome, ChatContext]:
+        chosen = None
+        if self.auto is not None and request.model in self.auto:
+            task = (headers or {}).get(TASK_HEADER)
+            chosen = await self.auto.choose(request.model, request, task, principal)
+            request.model = chosen
+            body["model"] = chosen
         ctx = ChatContext(
             request=request,
             body=body,
@@ -56,6 +65,8 @@ class Pipeline:
             headers=headers or {},
             deadline=time.monotonic() + self._timeout,
         )
+        if chosen is not None:
+            ctx.response_headers[AUTO_HEADER] = chosen
         outcome = await self._handler(ctx)
         ctx.response_headers["server-timing"] = ctx.server_timing()
         cost = ctx.cost()

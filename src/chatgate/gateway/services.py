@@ -15,6 +15,7 @@ from chatgate.budgets import BudgetCounters, MemoryBudgets, RedisBudgets
 from chatgate.cache import MemoryCache, RedisCache, ResponseCache
 from chatgate.config import ConfigError, Settings, resolve_secret
 from chatgate.gateway.auth import Authenticator
+from chatgate.gateway.auto import AutoModels
 from chatgate.gateway.pipeline import Pipeline
 from chatgate.gateway.registry import ModelRegistry
 from chatgate.gateway.routing import Router
@@ -137,6 +138,7 @@ class Services:
             ],
             Router(self.registry, settings.routing),
             request_timeout=settings.server.request_timeout,
+            auto=AutoModels(settings.auto_models, self.registry),
         )
 
     async def start(self) -> None:
