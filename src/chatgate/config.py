@@ -42,6 +42,7 @@ __all__ = [
     "LimitsConfig",
     "LocalModelConfig",
     "ModelConfig",
+    "ObservabilityConfig",
     "OpenAICompatModelConfig",
     "PricingSpec",
     "RoutingConfig",
@@ -195,6 +196,21 @@ class BudgetsConfig(_Section):
     """Caps for owners not listed in `owners`."""
     key_default: BudgetSpec | None = None
     """Caps for keys without a budget of their own."""
+
+
+class ObservabilityConfig(_Section):
+    request_log: bool = True
+    """Write one record per request to the store (off the request path)."""
+    retention_days: Annotated[float, Field(gt=0)] = 30.0
+    """Request records older than this are deleted."""
+    buffer_size: Annotated[int, Field(ge=1)] = 10_000
+    """Records waiting to be written; beyond this new ones are dropped (counted and logged)."""
+    flush_interval: Annotated[float, Field(gt=0)] = 1.0
+    """Seconds between batched writes of the request log."""
+    metrics: bool = True
+    """Serve Prometheus metrics at `/metrics`."""
+    metrics_token_env: str | None = None
+    """Environment variable with a token that may read `/metrics` (besides the master key)."""
 
 
 class RoutingConfig(_Section):
@@ -364,6 +380,7 @@ class Settings(BaseSettings):
     routing: RoutingConfig = RoutingConfig()
     cache: CacheConfig = CacheConfig()
     budgets: BudgetsConfig = BudgetsConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
     models: list[ModelConfig] = Field(default_factory=_default_models)
     auto_models: list[AutoModelConfig] = []
     """Model ids that pick a real model per request, by rules (routing for cost)."""

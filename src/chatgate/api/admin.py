@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import hmac
 from typing import Any
 
 import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,6 +17,7 @@ from chatgate.gateway.stages.budget import periods
 from chatgate.protocol import InvalidRequestError, NotFoundError, parse_json_object, validate
 from chatgate.protocol.admin import KeyCreateRequest, KeyRotateRequest, KeyUpdateRequest
 from chatgate.state import ApiKey, KeySpec
+from chatgate.state.request_log import GROUPS
 
 __all__ = ["AdminEndpoints"]
 
@@ -25,6 +28,25 @@ def _json(payload: object, status: int = 200) -> Response:
 
 def _with_secret(key: ApiKey, secret: str) -> dict[str, Any]:
     return {**key.public(), "secret": secret}
+
+
+def _when(value: str | None, param: str) -> float | None:
+    """A time bound: Unix seconds, or an ISO date/datetime (UTC unless it says otherwise)."""
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequestError(
+            f"`{param}` must be Unix seconds or an ISO date such as 2026-11-01.", param=param
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
 
 
 def _missing(key_id: str) -> NotFoundError:
@@ -158,6 +180,28 @@ class AdminEndpoints:
             for group in self._services.registry.groups
         ]
         return _json({"object": "chatgate.routing", "models": models})
+
+    async def usage(self, request: Request) -> Response:
+        await require_admin(request, self._auth)
+        group_by = request.query_params.get("group_by", "model")
+        if group_by not in GROUPS:
+            raise InvalidRequestError(
+                f"`group_by` must be one of {', '.join(GROUPS)}.", param="group_by"
+            )
+        start = _when(request.query_params.get("from"), "from")
+        end = _when(request.query_params.get("to"), "to")
+        rows = await self._services.request_log.usage(group_by, start, end)  # type: ignore[arg-type]
+        return _json(
+            {"object": "list", "group_by": group_by, "data": [row.as_dict() for row in rows]}
+        )
+
+    async def metrics(self, request: Request) -> Response:
+        token = self._services.metrics_token
+        header = request.headers.get("authorization", "")
+        if not (token and hmac.compare_digest(header.encode(), f"Bearer {token}".encode())):
+            await require_admin(request, self._auth)
+        registry = self._services.observer.metrics.registry
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     async def audit(self, request: Request) -> Response:
         await require_admin(request, self._auth)

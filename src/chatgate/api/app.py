@@ -24,6 +24,7 @@ from chatgate.api.tokenize import TokenizeEndpoint
 from chatgate.api.tokens import TokenEndpoint
 from chatgate.config import Settings, load_settings
 from chatgate.gateway.services import Services
+from chatgate.logs import configure_logging
 from chatgate.protocol import ChatgateError, error_body
 
 __all__ = ["app_from_environment", "create_app"]
@@ -107,7 +108,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route(
                 "/v1/chat/completions",
-                ChatEndpoint(services.pipeline, auth).handle,
+                ChatEndpoint(services.pipeline, auth, services.observer).handle,
                 methods=["POST"],
             ),
             Route("/v1/models", models.list, methods=["GET"]),
@@ -123,6 +124,8 @@ def create_app(settings: Settings) -> Starlette:
             Route("/admin/audit", admin.audit, methods=["GET"]),
             Route("/admin/limits", admin.limits, methods=["GET"]),
             Route("/admin/routing", admin.routing, methods=["GET"]),
+            Route("/admin/usage", admin.usage, methods=["GET"]),
+            Route("/metrics", admin.metrics, methods=["GET"]),
             Route("/health", models.health, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
         ],
@@ -136,4 +139,6 @@ def create_app(settings: Settings) -> Starlette:
 
 def app_from_environment() -> Starlette:
     """Factory for ASGI servers: settings from ``CHATGATE_CONFIG`` and ``CHATGATE_*``."""
-    return create_app(load_settings())
+    settings = load_settings()
+    configure_logging(settings.server.log_level)
+    return create_app(settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -15,8 +16,10 @@ from starlette.types import ASGIApp
 from chatgate.api.auth import authenticate
 from chatgate.api.sse import SSEResponse
 from chatgate.gateway import Authenticator, ChunkStream, Pipeline
+from chatgate.gateway.observe import Observer, RequestEnd
 from chatgate.protocol import (
     ChatCompletionRequest,
+    ChatgateError,
     InvalidRequestError,
     parse_json_object,
     validate,
@@ -54,12 +57,27 @@ async def _disconnected(request: Request) -> None:
 
 
 class ChatEndpoint:
-    def __init__(self, pipeline: Pipeline, authenticator: Authenticator):
+    def __init__(self, pipeline: Pipeline, authenticator: Authenticator, observer: Observer):
         self._pipeline = pipeline
         self._auth = authenticator
+        self._observer = observer
 
     async def handle(self, request: Request) -> Response | ASGIApp:
-        principal = await authenticate(request, self._auth, "chat.completions")
+        started = time.monotonic()
+        request_id: str = request.state.request_id
+        end = RequestEnd(request_id, "-", None, started, 500)
+        try:
+            return await self._handle(request, end)
+        except ChatgateError as exc:
+            end.status, end.error_type = exc.status_code, exc.error_type
+            self._observer.finish(end)
+            raise
+        except Exception:
+            self._observer.finish(end)
+            raise
+
+    async def _handle(self, request: Request, end: RequestEnd) -> Response | ASGIApp:
+        end.principal = await authenticate(request, self._auth, "chat.completions")
         content_type = request.headers.get("content-type", "")
         if content_type.split(";")[0].strip().lower() != "application/json":
             raise InvalidRequestError(
@@ -67,22 +85,33 @@ class ChatEndpoint:
                 f"(got `{content_type or 'none'}`).",
                 code="invalid_content_type",
             )
-        body = parse_json_object(await request.body())
+        raw = await request.body()
+        end.request_bytes = len(raw)
+        body = parse_json_object(raw)
+        if isinstance(body.get("model"), str):
+            end.model = body["model"]
         chat = validate(ChatCompletionRequest, body)
         if chat.model_extra:
             log.debug("request carries fields chatgate passes on: %s", sorted(chat.model_extra))
-        request_id: str = request.state.request_id
         try:
             outcome, ctx = await until_disconnect(
-                request, self._pipeline.chat(chat, body, request_id, principal, request.headers)
+                request,
+                self._pipeline.chat(chat, body, end.request_id, end.principal, request.headers),
             )
         except ClientDisconnected:
-            log.info("client disconnected; request %s cancelled", request_id)
+            log.info("client disconnected; request %s cancelled", end.request_id)
+            end.status, end.error_type = 499, "client_disconnected"
+            self._observer.finish(end)
             return Response(status_code=499)
+        end.ctx, end.status = ctx, 200
         if isinstance(outcome, ChunkStream):
-            return SSEResponse(outcome, ctx.response_headers, request_id)
-        return Response(
-            orjson.dumps(outcome),
-            media_type="application/json",
-            headers=ctx.response_headers,
-        )
+
+            def done(sent: int, error: str | None) -> None:
+                end.response_bytes, end.error_type = sent, error
+                self._observer.finish(end)
+
+            return SSEResponse(outcome, ctx.response_headers, end.request_id, done)
+        payload = orjson.dumps(outcome)
+        end.response_bytes = len(payload)
+        self._observer.finish(end)
+        return Response(payload, media_type="application/json", headers=ctx.response_headers)

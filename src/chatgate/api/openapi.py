@@ -224,6 +224,29 @@ def openapi_document() -> dict[str, Any]:
                     errors=auth_errors,
                 )
             },
+            "/admin/usage": {
+                "get": _operation(
+                    "usageReport",
+                    _json({"type": "object"}, "Requests, tokens, cost and latency per group"),
+                    errors=(400, *auth_errors),
+                    parameters=tuple(
+                        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                        for n in ("group_by", "from", "to")
+                    ),
+                )
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        "401": _json(_ref("Error"), "Error in OpenAI's shape"),
+                    },
+                }
+            },
             "/health": {
                 "get": _operation(
                     "health",

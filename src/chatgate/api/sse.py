@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -30,8 +30,17 @@ class SSEResponse:
     If the client goes away, the stream (and the generation behind it) is cancelled at once.
     """
 
-    def __init__(self, stream: ChunkStream, headers: Mapping[str, str], request_id: str):
+    def __init__(
+        self,
+        stream: ChunkStream,
+        headers: Mapping[str, str],
+        request_id: str,
+        on_done: Callable[[int, str | None], None] | None = None,
+    ):
         self._stream = stream
+        self._on_done = on_done
+        self._sent = 0
+        self._error: str | None = "client_disconnected"
         self._headers = [
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-cache"),
@@ -50,21 +59,31 @@ class SSEResponse:
                 task.cancel()
             await asyncio.gather(writer, watcher, return_exceptions=True)
             await self._stream.aclose()
+            if self._on_done is not None:
+                self._on_done(self._sent, self._error)
 
     async def _write(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self._headers})
         try:
             async for chunk in self._stream:
-                await _body(send, _event(chunk))
+                await self._emit(send, _event(chunk))
+            self._error = None
         except ChatgateError as exc:
-            await _body(send, _event(exc.to_body()))
+            self._error = exc.error_type
+            await self._emit(send, _event(exc.to_body()))
         except Exception:
             log.exception("stream failed (request %s)", self._request_id)
             error = ChatgateError(
                 f"The server had an error while streaming (request id {self._request_id})."
             )
-            await _body(send, _event(error.to_body()))
+            self._error = error.error_type
+            await self._emit(send, _event(error.to_body()))
         await send({"type": "http.response.body", "body": _DONE, "more_body": False})
+        self._sent += len(_DONE)
+
+    async def _emit(self, send: Send, data: bytes) -> None:
+        await _body(send, data)
+        self._sent += len(data)
 
 
 async def _body(send: Send, data: bytes) -> None:

@@ -10,6 +10,7 @@ from chatgate.cli.db import db
 from chatgate.cli.keys import keys
 from chatgate.cli.serve import serve
 from chatgate.cli.tokens import tokens
+from chatgate.cli.usage import usage
 
 __all__ = ["cli", "main"]
 
@@ -20,7 +21,7 @@ def cli() -> None:
     """chatgate: an OpenAI-compatible ChatGPT-API gateway with an embedded local model."""
 
 
-for command in (serve, keys, db, audit, tokens):
+for command in (serve, keys, db, audit, tokens, usage):
     cli.add_command(command)
 
 

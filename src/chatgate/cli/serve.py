@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from granian.constants import Interfaces
 from chatgate.cli.common import config_option, load_or_exit
 from chatgate.config import CONFIG_ENV, ConfigError, Settings
 from chatgate.gateway.services import is_loopback, validate_secrets
+from chatgate.logs import configure_logging
 
 __all__ = ["serve"]
 
@@ -71,9 +71,7 @@ def serve(
     os.environ["CHATGATE_DATA_DIR"] = str(settings.data_dir.resolve())
 
     server = settings.server
-    logging.basicConfig(
-        level=server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(server.log_level)
     scheme = "https" if server.tls_cert else "http"
     click.echo(
         f"chatgate serving {', '.join(m.name for m in settings.models)} "

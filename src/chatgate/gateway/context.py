@@ -41,6 +41,8 @@ class ChatContext:
     """``cache`` or ``coalesced`` when no upstream call was made for this request."""
     served_by: Deployment | None = None
     """The deployment that answered (set by the router)."""
+    marks: dict[str, float] = field(default_factory=dict)
+    """Monotonic times of ``upstream_start``, ``first_chunk`` and ``upstream_end``."""
     """Seconds spent in named steps (e.g. ``limit``), reported in ``Server-Timing``."""
     _call: ChatCall = field(init=False)
     _prompt_tokens: int | None = None

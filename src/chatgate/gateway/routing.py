@@ -132,6 +132,7 @@ class Router:
         provider = deployment.provider
         deployment.in_flight += 1
         budget = group.ttft_budget
+        ctx.marks["upstream_start"] = time.monotonic()
         try:
             async with _budget(budget):
                 if ctx.stream:
@@ -156,10 +157,12 @@ class Router:
             raise
         deployment.breaker.succeeded()
         ctx.served_by = deployment
+        ctx.marks["first_chunk"] = time.monotonic()
         if not ctx.stream:
             deployment.in_flight -= 1
+            ctx.marks["upstream_end"] = ctx.marks["first_chunk"]
             return outcome
-        return await peek(_tracked(stream, deployment))
+        return await peek(_tracked(stream, deployment, ctx))
 
 
 class _PastDeadline(stop_base):
@@ -183,7 +186,7 @@ async def _budget(seconds: float | None) -> AsyncIterator[None]:
 
 
 async def _tracked(
-    stream: ChunkStream, deployment: Deployment
+    stream: ChunkStream, deployment: Deployment, ctx: ChatContext
 ) -> AsyncIterator[ChatCompletionChunk]:
     """Pass the stream through; count the deployment busy until it ends, and a mid-stream
     failure against its breaker."""
@@ -196,4 +199,5 @@ async def _tracked(
         raise
     finally:
         deployment.in_flight -= 1
+        ctx.marks["upstream_end"] = time.monotonic()
         await stream.aclose()

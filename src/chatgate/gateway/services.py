@@ -16,6 +16,7 @@ from chatgate.cache import MemoryCache, RedisCache, ResponseCache
 from chatgate.config import ConfigError, Settings, resolve_secret
 from chatgate.gateway.auth import Authenticator
 from chatgate.gateway.auto import AutoModels
+from chatgate.gateway.observe import Observer
 from chatgate.gateway.pipeline import Pipeline
 from chatgate.gateway.registry import ModelRegistry
 from chatgate.gateway.routing import Router
@@ -31,6 +32,7 @@ from chatgate.gateway.tokens import TokenSigner
 from chatgate.limits import Limiter, MemoryLimiter, RedisLimiter
 from chatgate.limits.waiting import PriorityGate
 from chatgate.state import AuditLog, BodyStore, Database, Keyring, KeyStore
+from chatgate.state.request_log import RequestLogStore
 from chatgate.state.spend import SpendStore
 from chatgate.state.token_uses import TokenUses
 
@@ -140,12 +142,20 @@ class Services:
             request_timeout=settings.server.request_timeout,
             auto=AutoModels(settings.auto_models, self.registry),
         )
+        known = {name for g in self.registry.groups for name in (g.name, *g.aliases)}
+        known |= {a.name for a in settings.auto_models}
+        self.request_log = RequestLogStore(self.db)
+        self.observer = Observer(self.request_log, settings.observability, known)
+        self.metrics_token = resolve_secret(
+            settings.observability.metrics_token_env, None, required=False
+        )
 
     async def start(self) -> None:
         if self.settings.store.migrate_on_start:
             await self.db.upgrade()
         await self.authenticator.start()
         await self.budgets.start()
+        await self.observer.start()
         await self.registry.start()
         if self.authenticator.open:
             log.warning(
@@ -161,4 +171,5 @@ class Services:
         await self.budget_counters.close()
         await self.response_cache.close()
         await self.authenticator.close()
+        await self.observer.close()
         await self.db.close()

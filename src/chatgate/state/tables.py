@@ -12,6 +12,7 @@ __all__ = [
     "ApiKeySecretRow",
     "AuditRow",
     "Base",
+    "RequestLogRow",
     "SpendRow",
     "StateVersionRow",
     "StoredBodyRow",
@@ -92,6 +93,35 @@ class SpendRow(Base):
     period: Mapped[str] = mapped_column(String(16), primary_key=True)
     amount: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+
+
+class RequestLogRow(Base):
+    __tablename__ = "request_log"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(128))
+    at: Mapped[float] = mapped_column(Float, index=True)
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    owner: Mapped[str | None] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(200))
+    model_served: Mapped[str | None] = mapped_column(String(200))
+    provider: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[int] = mapped_column(Integer)
+    error_type: Mapped[str | None] = mapped_column(String(64))
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    cached_tokens: Mapped[int] = mapped_column(Integer)
+    cost: Mapped[float] = mapped_column(Float)
+    request_bytes: Mapped[int] = mapped_column(Integer)
+    response_bytes: Mapped[int] = mapped_column(Integer)
+    queue_ms: Mapped[float] = mapped_column(Float)
+    ttft_ms: Mapped[float | None] = mapped_column(Float)
+    upstream_ms: Mapped[float | None] = mapped_column(Float)
+    total_ms: Mapped[float] = mapped_column(Float)
+    overhead_ms: Mapped[float | None] = mapped_column(Float)
+    cache: Mapped[str | None] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    stream: Mapped[bool]
+    priority: Mapped[str | None] = mapped_column(String(16))
 
 
 class StoredBodyRow(Base):

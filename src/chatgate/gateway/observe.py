@@ -1,0 +1,216 @@
+"""What happened to each request: a record for the request log (buffered, written in batches,
+never blocking a request), Prometheus metrics with bounded labels, and one JSON log line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from chatgate.config import ObservabilityConfig
+from chatgate.gateway.auth import Principal
+from chatgate.gateway.context import ChatContext
+from chatgate.state.request_log import RequestLogStore, RequestRecord
+
+__all__ = ["Metrics", "Observer", "RequestEnd"]
+
+log = logging.getLogger("chatgate.requests")
+
+_LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_OVERHEAD = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
+
+
+@dataclass(slots=True)
+class RequestEnd:
+    """How a request ended, as the API layer saw it."""
+
+    request_id: str
+    model: str
+    principal: Principal | None
+    started: float
+    """``time.monotonic()`` when the request arrived."""
+    status: int
+    error_type: str | None = None
+    request_bytes: int = 0
+    response_bytes: int = 0
+    ctx: ChatContext | None = None
+
+
+class Metrics:
+    """chatgate's Prometheus metrics, in a registry of their own. Labels come from config (model
+    names) or small fixed sets — never user text, never secrets."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "chatgate_requests",
+            "Chat requests by model and status",
+            ["model", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "chatgate_request_duration_seconds",
+            "Total request time",
+            ["model"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "chatgate_time_to_first_token_seconds",
+            "Time to the first chunk",
+            ["model"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.overhead = Histogram(
+            "chatgate_gateway_overhead_seconds",
+            "Time spent in the gateway itself (total minus upstream, queue and limit waits)",
+            buckets=_OVERHEAD,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "chatgate_tokens", "Tokens by model and kind", ["model", "kind"], registry=r
+        )
+        self.cost = Counter("chatgate_cost", "Spend by model", ["model"], registry=r)
+        self.cache = Counter("chatgate_cache", "Cache lookups by result", ["result"], registry=r)
+        self.rejections = Counter(
+            "chatgate_rejections", "Requests refused by limits and budgets", ["kind"], registry=r
+        )
+        self.log_drops = Counter(
+            "chatgate_request_log_drops", "Request records dropped (buffer full)", registry=r
+        )
+
+
+class Observer:
+    def __init__(self, store: RequestLogStore, config: ObservabilityConfig, known_models: set[str]):
+        self._store = store
+        self._config = config
+        self._known = known_models
+        self.metrics = Metrics()
+        self._buffer: deque[RequestRecord] = deque()
+        self.dropped = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def _label(self, model: str) -> str:
+        return model if model in self._known else "unknown"
+
+    def finish(self, end: RequestEnd) -> None:
+        """Record a finished request (any outcome). Never blocks, never raises."""
+        try:
+            self._finish(end)
+        except Exception:
+            log.exception("could not record request %s", end.request_id)
+
+    def _finish(self, end: RequestEnd) -> None:
+        ctx, principal, started, model = end.ctx, end.principal, end.started, end.model
+        status, error_type = end.status, end.error_type
+        total = time.monotonic() - started
+        usage = ctx.call.stats.usage if ctx is not None else None
+        cost = ctx.cost() if ctx is not None else None
+        marks = ctx.marks if ctx is not None else {}
+        first, last = marks.get("first_chunk"), marks.get("upstream_end")
+        begin = marks.get("upstream_start")
+        ttft = first - started if first is not None else None
+        upstream = last - begin if last is not None and begin is not None else None
+        waits = (ctx.call.stats.queue_wait_s + sum(ctx.timings.values())) if ctx else 0.0
+        overhead = max(0.0, total - (upstream or 0.0) - waits) if upstream is not None else None
+        prompt = usage["prompt_tokens"] if usage else 0
+        completion = usage["completion_tokens"] if usage else 0
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0) if usage else 0
+        key = principal.key if principal is not None else None
+        served = ctx.served_by if ctx is not None else None
+        record = RequestRecord(
+            request_id=end.request_id,
+            at=time.time(),
+            key_id=key.id if key else None,
+            owner=key.owner if key else None,
+            model=model[:200],
+            model_served=served.name if served else None,
+            provider=served.config.provider if served else None,
+            status=status,
+            error_type=error_type,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cached_tokens=cached,
+            cost=cost or 0.0,
+            request_bytes=end.request_bytes,
+            response_bytes=end.response_bytes,
+            queue_ms=(ctx.call.stats.queue_wait_s * 1000) if ctx else 0.0,
+            ttft_ms=ttft * 1000 if ttft is not None else None,
+            upstream_ms=upstream * 1000 if upstream is not None else None,
+            total_ms=total * 1000,
+            overhead_ms=overhead * 1000 if overhead is not None else None,
+            cache=ctx.response_headers.get("x-chatgate-cache") if ctx else None,
+            attempts=ctx.attempts if ctx else 0,
+            stream=bool(ctx and ctx.stream),
+            priority=("critical", "normal", "low")[ctx.call.priority] if ctx else None,
+        )
+        label = self._label(model)
+        m = self.metrics
+        m.requests.labels(label, str(status)).inc()
+        m.latency.labels(label).observe(total)
+        if ttft is not None:
+            m.ttft.labels(label).observe(ttft)
+        if overhead is not None:
+            m.overhead.observe(overhead)
+        m.tokens.labels(label, "prompt").inc(prompt)
+        m.tokens.labels(label, "completion").inc(completion)
+        m.tokens.labels(label, "cached").inc(cached)
+        m.cost.labels(label).inc(record.cost)
+        if record.cache:
+            m.cache.labels(record.cache).inc()
+        if status == 429:
+            m.rejections.labels(error_type or "rate_limit_error").inc()
+        log.info(orjson.dumps({"event": "request", **_fields(record)}).decode())
+        if not self._config.request_log:
+            return
+        if len(self._buffer) >= self._config.buffer_size:
+            self.dropped += 1
+            m.log_drops.inc()
+            if self.dropped % 1000 == 1:
+                log.warning("request log buffer full: %d records dropped so far", self.dropped)
+            return
+        self._buffer.append(record)
+
+    async def start(self) -> None:
+        if self._config.request_log:
+            self._task = asyncio.create_task(self._flusher(), name="chatgate-request-log")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def flush(self) -> None:
+        while self._buffer:
+            batch = [self._buffer.popleft() for _ in range(min(500, len(self._buffer)))]
+            try:
+                await self._store.insert(batch)
+            except Exception:
+                log.exception("writing %d request records failed; retrying later", len(batch))
+                self._buffer.extendleft(reversed(batch))
+                return
+
+    async def _flusher(self) -> None:
+        last_purge = 0.0
+        while True:
+            await asyncio.sleep(self._config.flush_interval)
+            await self.flush()
+            if time.monotonic() - last_purge > 3600:
+                last_purge = time.monotonic()
+                with contextlib.suppress(Exception):
+                    await self._store.purge(time.time() - self._config.retention_days * 86400)
+
+
+def _fields(record: RequestRecord) -> dict[str, object]:
+    return dataclasses.asdict(record)

@@ -1,0 +1,33 @@
+"""Logging that never blocks a request: records go through a queue to a writer thread."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import logging.handlers
+import os
+import queue
+
+__all__ = ["configure_logging"]
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    """Send every record through a bounded queue to a background thread that writes stderr."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if getattr(handler, "chatgate_pid", None) == os.getpid():
+            return  # already set up in this process (a forked worker needs its own writer)
+    records: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=100_000)
+    writer = logging.StreamHandler()
+    writer.setFormatter(logging.Formatter(_FORMAT))
+    listener = logging.handlers.QueueListener(records, writer, respect_handler_level=False)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.handlers.QueueHandler(records)
+    handler.chatgate_pid = os.getpid()  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    listener.start()
+    atexit.register(listener.stop)

@@ -1,0 +1,128 @@
+"""The request log: one row per request, written in batches, and the usage reports over it."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Float, delete, func, insert, select
+
+from chatgate.state.db import Database
+from chatgate.state.tables import RequestLogRow
+
+__all__ = ["GROUPS", "RequestLogStore", "RequestRecord", "UsageRow"]
+
+GROUPS = ("key", "owner", "model", "day")
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    request_id: str
+    at: float
+    key_id: str | None
+    owner: str | None
+    model: str
+    model_served: str | None
+    provider: str | None
+    status: int
+    error_type: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cost: float
+    request_bytes: int
+    response_bytes: int
+    queue_ms: float
+    ttft_ms: float | None
+    upstream_ms: float | None
+    total_ms: float
+    overhead_ms: float | None
+    cache: str | None
+    attempts: int
+    stream: bool
+    priority: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    group: str
+    requests: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    latency_avg_ms: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class RequestLogStore:
+    def __init__(self, db: Database):
+        self._db = db
+
+    async def insert(self, records: Sequence[RequestRecord]) -> None:
+        if not records:
+            return
+        async with self._db.session() as session:
+            await session.execute(insert(RequestLogRow), [asdict(r) for r in records])
+
+    async def purge(self, older_than: float) -> int:
+        async with self._db.session() as session:
+            result = await session.execute(
+                delete(RequestLogRow).where(RequestLogRow.at < older_than)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    async def usage(
+        self,
+        group_by: Literal["key", "owner", "model", "day"],
+        start: float | None = None,
+        end: float | None = None,
+    ) -> list[UsageRow]:
+        column: Any
+        if group_by == "day":
+            column = func.floor(RequestLogRow.at / 86400)
+        else:
+            column = {
+                "key": RequestLogRow.key_id,
+                "owner": RequestLogRow.owner,
+                "model": RequestLogRow.model,
+            }[group_by]
+        query = select(
+            column.label("group"),
+            func.count().label("requests"),
+            func.sum((RequestLogRow.status >= 400).cast(Float)).label("errors"),
+            func.coalesce(func.sum(RequestLogRow.prompt_tokens), 0),
+            func.coalesce(func.sum(RequestLogRow.completion_tokens), 0),
+            func.coalesce(func.sum(RequestLogRow.cost), 0.0),
+            func.coalesce(func.avg(RequestLogRow.total_ms), 0.0),
+        ).group_by(column)
+        if start is not None:
+            query = query.where(RequestLogRow.at >= start)
+        if end is not None:
+            query = query.where(RequestLogRow.at < end)
+        async with self._db.session() as session:
+            rows = (await session.execute(query.order_by(column))).all()
+        out = []
+        for group, requests, errors, prompt, completion, cost, latency in rows:
+            if group_by == "day" and group is not None:
+                label = datetime.datetime.fromtimestamp(
+                    float(group) * 86400, datetime.UTC
+                ).strftime("%Y-%m-%d")
+            else:
+                label = "-" if group is None else str(group)
+            out.append(
+                UsageRow(
+                    label,
+                    int(requests),
+                    int(errors or 0),
+                    int(prompt),
+                    int(completion),
+                    float(cost),
+                    float(latency),
+                )
+            )
+        return out
