@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from chatgate.api.auth import require_admin
+from chatgate.gateway.regressions import find_regressions
 from chatgate.gateway.services import Services
 from chatgate.gateway.stages.budget import periods
 from chatgate.protocol import InvalidRequestError, NotFoundError, parse_json_object, validate
@@ -47,6 +48,16 @@ def _when(value: str | None, param: str) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
     return moment.timestamp()
+
+
+def _seconds(value: str, param: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0
+    if not 0 < seconds <= 366 * 86400:
+        raise InvalidRequestError(f"`{param}` must be a number of seconds.", param=param)
+    return seconds
 
 
 def _missing(key_id: str) -> NotFoundError:
@@ -194,6 +205,15 @@ class AdminEndpoints:
         return _json(
             {"object": "list", "group_by": group_by, "data": [row.as_dict() for row in rows]}
         )
+
+    async def regressions(self, request: Request) -> Response:
+        await require_admin(request, self._auth)
+        window = _seconds(request.query_params.get("window", "3600"), "window")
+        baseline = _seconds(request.query_params.get("baseline", "86400"), "baseline")
+        report = await find_regressions(
+            self._services.request_log, window=window, baseline=baseline
+        )
+        return _json(report)
 
     async def metrics(self, request: Request) -> Response:
         token = self._services.metrics_token

@@ -125,6 +125,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/admin/limits", admin.limits, methods=["GET"]),
             Route("/admin/routing", admin.routing, methods=["GET"]),
             Route("/admin/usage", admin.usage, methods=["GET"]),
+            Route("/admin/regressions", admin.regressions, methods=["GET"]),
             Route("/metrics", admin.metrics, methods=["GET"]),
             Route("/health", models.health, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),

@@ -235,6 +235,17 @@ def openapi_document() -> dict[str, Any]:
                     ),
                 )
             },
+            "/admin/regressions": {
+                "get": _operation(
+                    "regressions",
+                    _json({"type": "object"}, "The last window against a baseline, per model"),
+                    errors=(400, *auth_errors),
+                    parameters=tuple(
+                        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                        for n in ("window", "baseline")
+                    ),
+                )
+            },
             "/metrics": {
                 "get": {
                     "operationId": "metrics",

@@ -6,12 +6,13 @@ import csv
 import datetime
 import io
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import click
 import orjson
 
 from chatgate.cli.common import config_option, load_or_exit, run
+from chatgate.gateway.regressions import find_regressions
 from chatgate.gateway.services import store
 from chatgate.state.request_log import GROUPS, RequestLogStore, UsageRow
 
@@ -26,7 +27,7 @@ def _bound(value: datetime.datetime | None) -> float | None:
     return value.timestamp()
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @config_option
 @click.option("--group-by", type=click.Choice(GROUPS), default="model", show_default=True)
 @click.option("--from", "start", type=click.DateTime(), help="From this date/time (UTC).")
@@ -38,7 +39,9 @@ def _bound(value: datetime.datetime | None) -> float | None:
     default="table",
     show_default=True,
 )
+@click.pass_context
 def usage(
+    ctx: click.Context,
     *,
     config_path: Path | None,
     group_by: Literal["key", "owner", "model", "day"],
@@ -46,7 +49,9 @@ def usage(
     end: datetime.datetime | None,
     fmt: str,
 ) -> None:
-    """Usage per key, owner, model or day."""
+    """Usage per key, owner, model or day (or a subcommand)."""
+    if ctx.invoked_subcommand is not None:
+        return
     settings = load_or_exit(config_path)
 
     async def go() -> list[UsageRow]:
@@ -98,3 +103,51 @@ def usage(
             f"{row.group[:28]:<28} {row.requests:>9} {row.errors:>7} {row.prompt_tokens:>10} "
             f"{row.completion_tokens:>11} {row.cost:>12.6f} {row.latency_avg_ms:>8.1f}"
         )
+
+
+@usage.command()
+@config_option
+@click.option(
+    "--window",
+    type=click.FloatRange(1),
+    default=3600,
+    show_default=True,
+    help="Seconds of recent traffic to judge.",
+)
+@click.option(
+    "--baseline",
+    type=click.FloatRange(1),
+    default=86400,
+    show_default=True,
+    help="Seconds before the window to compare with.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+def regressions(config_path: Path | None, window: float, baseline: float, as_json: bool) -> None:
+    """Compare recent traffic with a baseline; exit 1 when something regressed (for CI/cron)."""
+    settings = load_or_exit(config_path)
+
+    async def go() -> dict[str, Any]:
+        database = store(settings)
+        try:
+            await database.upgrade()
+            return await find_regressions(
+                RequestLogStore(database), window=window, baseline=baseline
+            )
+        finally:
+            await database.close()
+
+    report = run(go())
+    if as_json:
+        click.echo(orjson.dumps(report).decode())
+    else:
+        for finding in report["regressions"]:
+            change = finding["change"]
+            grew = "new" if change is None else f"{change:+.0%}"
+            click.echo(
+                f"REGRESSION {finding['model']}: {finding['metric']} "
+                f"{finding['baseline']:.6g} -> {finding['current']:.6g} ({grew})"
+            )
+        if not report["regressions"]:
+            click.echo("no regressions")
+    if report["regressions"]:
+        raise SystemExit(1)

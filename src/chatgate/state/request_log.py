@@ -12,7 +12,7 @@ from sqlalchemy import Float, delete, func, insert, select
 from chatgate.state.db import Database
 from chatgate.state.tables import RequestLogRow
 
-__all__ = ["GROUPS", "RequestLogStore", "RequestRecord", "UsageRow"]
+__all__ = ["GROUPS", "RequestLogStore", "RequestRecord", "UsageRow", "WindowStats"]
 
 GROUPS = ("key", "owner", "model", "day")
 
@@ -68,6 +68,58 @@ class RequestLogStore:
             return
         async with self._db.session() as session:
             await session.execute(insert(RequestLogRow), [asdict(r) for r in records])
+
+    async def window(self, start: float, end: float, model: str | None = None) -> WindowStats:
+        """Requests, error rate, p95 latency, tokens and cost per request over [start, end)."""
+        where = [RequestLogRow.at >= start, RequestLogRow.at < end]
+        if model is not None:
+            where.append(RequestLogRow.model == model)
+        async with self._db.session() as session:
+            totals = (
+                await session.execute(
+                    select(
+                        func.count(),
+                        func.sum((RequestLogRow.status >= 500).cast(Float)),
+                        func.coalesce(
+                            func.sum(RequestLogRow.prompt_tokens + RequestLogRow.completion_tokens),
+                            0,
+                        ),
+                        func.coalesce(func.sum(RequestLogRow.cost), 0.0),
+                    ).where(*where)
+                )
+            ).one()
+            count = int(totals[0])
+            p95 = 0.0
+            if count:
+                offset = min(count - 1, int(count * 0.95))
+                p95 = float(
+                    (
+                        await session.execute(
+                            select(RequestLogRow.total_ms)
+                            .where(*where)
+                            .order_by(RequestLogRow.total_ms)
+                            .offset(offset)
+                            .limit(1)
+                        )
+                    ).scalar_one()
+                )
+        share = max(count, 1)
+        return WindowStats(
+            requests=count,
+            error_rate=float(totals[1] or 0) / share,
+            p95_ms=p95,
+            tokens_per_request=float(totals[2]) / share,
+            cost_per_request=float(totals[3]) / share,
+        )
+
+    async def models(self, start: float, end: float) -> list[str]:
+        async with self._db.session() as session:
+            rows = await session.scalars(
+                select(RequestLogRow.model)
+                .where(RequestLogRow.at >= start, RequestLogRow.at < end)
+                .distinct()
+            )
+            return sorted(rows.all())
 
     async def purge(self, older_than: float) -> int:
         async with self._db.session() as session:
@@ -126,3 +178,15 @@ class RequestLogStore:
                 )
             )
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStats:
+    requests: int
+    error_rate: float
+    p95_ms: float
+    tokens_per_request: float
+    cost_per_request: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
