@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from chatgate.api.auth import require_admin
+from chatgate.gateway.dashboard import dashboard_data
 from chatgate.gateway.regressions import find_regressions
 from chatgate.gateway.services import Services
 from chatgate.gateway.stages.budget import periods
@@ -214,6 +215,13 @@ class AdminEndpoints:
             self._services.request_log, window=window, baseline=baseline
         )
         return _json(report)
+
+    async def dashboard_data(self, request: Request) -> Response:
+        await require_admin(request, self._auth)
+        hours = _seconds(request.query_params.get("hours", "24"), "hours")
+        if hours > 24 * 90:
+            raise InvalidRequestError("`hours` may be at most 2160.", param="hours")
+        return _json(await dashboard_data(self._services.request_log, hours))
 
     async def metrics(self, request: Request) -> Response:
         token = self._services.metrics_token

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from importlib import resources
 
 import orjson
 from starlette.applications import Starlette
@@ -13,7 +14,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from chatgate.api.admin import AdminEndpoints
 from chatgate.api.chat import ChatEndpoint
@@ -96,6 +98,11 @@ def create_app(settings: Settings) -> Starlette:
     async def openapi(request: Request) -> Response:
         return Response(document, media_type="application/json")
 
+    page = (resources.files("chatgate.api") / "static" / "dashboard.html").read_bytes()
+
+    async def dashboard(request: Request) -> Response:
+        return Response(page, media_type="text/html; charset=utf-8")
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.start()
@@ -125,6 +132,9 @@ def create_app(settings: Settings) -> Starlette:
             Route("/admin/limits", admin.limits, methods=["GET"]),
             Route("/admin/routing", admin.routing, methods=["GET"]),
             Route("/admin/usage", admin.usage, methods=["GET"]),
+            Route("/admin/dashboard", admin.dashboard_data, methods=["GET"]),
+            Route("/dashboard", dashboard, methods=["GET"]),
+            Mount("/static", StaticFiles(packages=[("chatgate.api", "static")]), name="static"),
             Route("/admin/regressions", admin.regressions, methods=["GET"]),
             Route("/metrics", admin.metrics, methods=["GET"]),
             Route("/health", models.health, methods=["GET"]),

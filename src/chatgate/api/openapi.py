@@ -246,6 +246,28 @@ def openapi_document() -> dict[str, Any]:
                     ),
                 )
             },
+            "/admin/dashboard": {
+                "get": _operation(
+                    "dashboardData",
+                    _json({"type": "object"}, "Time series and tables for the dashboard"),
+                    errors=(400, *auth_errors),
+                    parameters=(
+                        {
+                            "name": "hours",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                    ),
+                )
+            },
+            "/dashboard": {
+                "get": {
+                    "operationId": "dashboard",
+                    "security": [],
+                    "responses": {"200": {"description": "The dashboard page (HTML)"}},
+                }
+            },
             "/metrics": {
                 "get": {
                     "operationId": "metrics",

@@ -121,6 +121,32 @@ class RequestLogStore:
             )
             return sorted(rows.all())
 
+    async def rows_between(
+        self, start: float, end: float, limit: int = 100_000
+    ) -> list[tuple[Any, ...]]:
+        """The newest ``limit`` records in [start, end): time, latency, status, tokens, cost,
+        cache result, model and key, oldest first."""
+        query = (
+            select(
+                RequestLogRow.at,
+                RequestLogRow.total_ms,
+                RequestLogRow.status,
+                RequestLogRow.prompt_tokens,
+                RequestLogRow.completion_tokens,
+                RequestLogRow.cost,
+                RequestLogRow.cache,
+                RequestLogRow.model,
+                RequestLogRow.key_id,
+            )
+            .where(RequestLogRow.at >= start, RequestLogRow.at < end)
+            .order_by(RequestLogRow.at.desc())
+            .limit(limit)
+        )
+        async with self._db.session() as session:
+            rows = [tuple(row) for row in (await session.execute(query)).all()]
+        rows.reverse()
+        return rows
+
     async def purge(self, older_than: float) -> int:
         async with self._db.session() as session:
             result = await session.execute(

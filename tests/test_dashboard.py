@@ -1,0 +1,107 @@
+"""The dashboard: its data endpoint, and the page rendered by headless Chromium with charts drawn
+by the vendored uPlot (a screenshot is kept in test-artifacts/)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fake_upstream import FakeUpstream
+from tests.support import Gateway, post_json, raw, start_gateway
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    fake = FakeUpstream()
+    fake.start()
+    config = (
+        "observability: {flush_interval: 0.1}\nmodels:\n  - name: echo\n"
+        f"    provider: openai_compat\n    base_url: {fake.base_url}\n"
+        "    pricing: {input: 1, output: 1}\n"
+    )
+    server = start_gateway(tmp_path_factory.mktemp("dashboard"), config=config)
+    for i in range(12):
+        body: dict[str, Any] = {
+            "model": "echo",
+            "messages": [{"role": "user", "content": f"hello {i}"}],
+        }
+        if i % 3 == 0:
+            body["temperature"] = 0
+        post_json(f"{server.base_url}/chat/completions", body)
+    yield server
+    server.stop()
+    fake.stop()
+
+
+def data(gateway: Gateway) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while True:
+        body: dict[str, Any] = raw(f"{gateway.url}/admin/dashboard?hours=1").json()
+        if body["totals"]["requests"] >= 12 or time.monotonic() > deadline:
+            return body
+        time.sleep(0.1)  # polling for the batched write, bounded
+
+
+def test_dashboard_data(gateway: Gateway) -> None:
+    body = data(gateway)
+    assert body["totals"]["requests"] == 12
+    assert [m["model"] for m in body["models"]] == ["echo"]
+    assert sum(body["series"]["requests"]) == 12
+    assert len(body["series"]["time"]) == len(body["series"]["p95_ms"]) > 10
+    assert raw(f"{gateway.url}/admin/dashboard?hours=-1").status == 400
+
+
+def test_static_files_are_served_from_the_package(gateway: Gateway) -> None:
+    script = raw(f"{gateway.url}/static/uPlot.iife.min.js")
+    assert script.status == 200 and b"uPlot" in script.body
+    assert raw(f"{gateway.url}/static/nope.js").status == 404
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert found, "Chromium is needed for the dashboard test (.ci/run installs it)"
+    return found
+
+
+def _browser(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=5000",
+            "--window-size=1280,1100",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_page_renders_charts_and_tables(gateway: Gateway, tmp_path: Path, artifacts: Path) -> None:
+    data(gateway)  # the records are written
+    url = f"{gateway.url}/dashboard?hours=1"
+    dom = _browser(["--dump-dom", url], tmp_path / "profile-dom").stdout
+    assert 'data-ready="true"' in dom, dom[-2000:]
+    assert len(re.findall(r"<canvas", dom)) >= 5  # one per chart
+    assert "<td>echo</td><td>12</td>" in dom
+    shot = artifacts / "dashboard.png"
+    shot.unlink(missing_ok=True)
+    _browser([f"--screenshot={shot}", url], tmp_path / "profile-shot")
+    assert shot.exists() and shot.stat().st_size > 10_000
