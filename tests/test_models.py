@@ -67,6 +67,7 @@ def test_every_response_carries_a_request_id(
     else:
         response = post_json(gateway.url + path, payload)
     assert response.headers["x-request-id"]
+    assert "total;dur=" in response.headers["server-timing"]
 
 
 def test_client_request_id_is_echoed(gateway: Gateway) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,8 +30,9 @@ def _request_id(scope: Scope) -> str:
 
 
 class RequestIdMiddleware:
-    """Gives each request an id (the client's ``x-request-id`` if sane), echoes it back, and
-    turns an unhandled exception into a 500 OpenAI error body naming that id."""
+    """Gives each request an id (the client's ``x-request-id`` if sane), echoes it back, adds
+    ``Server-Timing`` where the endpoint set none, and turns an unhandled exception into a 500
+    OpenAI error body naming that id."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -43,12 +45,17 @@ class RequestIdMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode())
         started = False
+        arrived = time.monotonic()
 
         async def send_with_id(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", ()), header]
+                headers = [*message.get("headers", ()), header]
+                if not any(name.lower() == b"server-timing" for name, _ in headers):
+                    total = (time.monotonic() - arrived) * 1000
+                    headers.append((b"server-timing", f"total;dur={total:.1f}".encode()))
+                message["headers"] = headers
             await send(message)
 
         try:
