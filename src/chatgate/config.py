@@ -207,6 +207,8 @@ class ObservabilityConfig(_Section):
     """Records waiting to be written; beyond this new ones are dropped (counted and logged)."""
     flush_interval: Annotated[float, Field(gt=0)] = 1.0
     """Seconds between batched writes of the request log."""
+    log_bodies: bool = False
+    """Also store request and response bodies (sealed with the newest `encryption` key)."""
     metrics: bool = True
     """Serve Prometheus metrics at `/metrics`."""
     metrics_token_env: str | None = None

@@ -16,9 +16,15 @@ from chatgate.gateway.dashboard import dashboard_data
 from chatgate.gateway.regressions import find_regressions
 from chatgate.gateway.services import Services
 from chatgate.gateway.stages.budget import periods
-from chatgate.protocol import InvalidRequestError, NotFoundError, parse_json_object, validate
+from chatgate.protocol import (
+    ChatgateError,
+    InvalidRequestError,
+    NotFoundError,
+    parse_json_object,
+    validate,
+)
 from chatgate.protocol.admin import KeyCreateRequest, KeyRotateRequest, KeyUpdateRequest
-from chatgate.state import ApiKey, KeySpec
+from chatgate.state import ApiKey, DecryptionError, KeySpec
 from chatgate.state.request_log import GROUPS
 
 __all__ = ["AdminEndpoints"]
@@ -222,6 +228,23 @@ class AdminEndpoints:
         if hours > 24 * 90:
             raise InvalidRequestError("`hours` may be at most 2160.", param="hours")
         return _json(await dashboard_data(self._services.request_log, hours))
+
+    async def bodies(self, request: Request) -> Response:
+        await require_admin(request, self._auth)
+        request_id = request.path_params["request_id"]
+        try:
+            found = await self._services.bodies.get(request_id)
+        except DecryptionError as exc:
+            raise ChatgateError(f"Stored bodies cannot be read: {exc}.") from None
+        if not found:
+            raise NotFoundError(f"No stored bodies for request `{request_id}`.", param="request_id")
+        return _json(
+            {
+                "object": "chatgate.bodies",
+                "request_id": request_id,
+                **{kind: body.decode("utf-8", "replace") for kind, body in found.items()},
+            }
+        )
 
     async def metrics(self, request: Request) -> Response:
         token = self._services.metrics_token

@@ -132,6 +132,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/admin/limits", admin.limits, methods=["GET"]),
             Route("/admin/routing", admin.routing, methods=["GET"]),
             Route("/admin/usage", admin.usage, methods=["GET"]),
+            Route("/admin/requests/{request_id}/bodies", admin.bodies, methods=["GET"]),
             Route("/admin/dashboard", admin.dashboard_data, methods=["GET"]),
             Route("/dashboard", dashboard, methods=["GET"]),
             Mount("/static", StaticFiles(packages=[("chatgate.api", "static")]), name="static"),

@@ -87,6 +87,8 @@ class ChatEndpoint:
             )
         raw = await request.body()
         end.request_bytes = len(raw)
+        if self._observer.wants_bodies:
+            end.request_body = raw
         body = parse_json_object(raw)
         if isinstance(body.get("model"), str):
             end.model = body["model"]
@@ -106,12 +108,15 @@ class ChatEndpoint:
         end.ctx, end.status = ctx, 200
         if isinstance(outcome, ChunkStream):
 
-            def done(sent: int, error: str | None) -> None:
-                end.response_bytes, end.error_type = sent, error
+            def done(sent: int, error: str | None, body: bytes | None) -> None:
+                end.response_bytes, end.error_type, end.response_body = sent, error, body
                 self._observer.finish(end)
 
-            return SSEResponse(outcome, ctx.response_headers, end.request_id, done)
+            keep = self._observer.wants_bodies
+            return SSEResponse(outcome, ctx.response_headers, end.request_id, done, keep)
         payload = orjson.dumps(outcome)
         end.response_bytes = len(payload)
+        if self._observer.wants_bodies:
+            end.response_body = payload
         self._observer.finish(end)
         return Response(payload, media_type="application/json", headers=ctx.response_headers)

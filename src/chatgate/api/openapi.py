@@ -246,6 +246,14 @@ def openapi_document() -> dict[str, Any]:
                     ),
                 )
             },
+            "/admin/requests/{request_id}/bodies": {
+                "get": _operation(
+                    "requestBodies",
+                    _json({"type": "object"}, "A request's stored bodies, decrypted"),
+                    errors=(*auth_errors, 404),
+                    parameters=(_path_param("request_id"),),
+                )
+            },
             "/admin/dashboard": {
                 "get": _operation(
                     "dashboardData",

@@ -35,10 +35,12 @@ class SSEResponse:
         stream: ChunkStream,
         headers: Mapping[str, str],
         request_id: str,
-        on_done: Callable[[int, str | None], None] | None = None,
+        on_done: Callable[[int, str | None, bytes | None], None] | None = None,
+        keep_body: bool = False,
     ):
         self._stream = stream
         self._on_done = on_done
+        self._kept: list[bytes] | None = [] if keep_body else None
         self._sent = 0
         self._error: str | None = "client_disconnected"
         self._headers = [
@@ -60,7 +62,8 @@ class SSEResponse:
             await asyncio.gather(writer, watcher, return_exceptions=True)
             await self._stream.aclose()
             if self._on_done is not None:
-                self._on_done(self._sent, self._error)
+                body = b"".join(self._kept) if self._kept is not None else None
+                self._on_done(self._sent, self._error, body)
 
     async def _write(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self._headers})
@@ -84,6 +87,8 @@ class SSEResponse:
     async def _emit(self, send: Send, data: bytes) -> None:
         await _body(send, data)
         self._sent += len(data)
+        if self._kept is not None:
+            self._kept.append(data)
 
 
 async def _body(send: Send, data: bytes) -> None:

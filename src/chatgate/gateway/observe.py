@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from chatgate.config import ObservabilityConfig
 from chatgate.gateway.auth import Principal
 from chatgate.gateway.context import ChatContext
+from chatgate.state.bodies import BodyStore
 from chatgate.state.request_log import RequestLogStore, RequestRecord
 
 __all__ = ["Metrics", "Observer", "RequestEnd"]
@@ -41,6 +42,9 @@ class RequestEnd:
     request_bytes: int = 0
     response_bytes: int = 0
     ctx: ChatContext | None = None
+    request_body: bytes | None = None
+    """Kept only when body logging is on."""
+    response_body: bytes | None = None
 
 
 class Metrics:
@@ -90,8 +94,16 @@ class Metrics:
 
 
 class Observer:
-    def __init__(self, store: RequestLogStore, config: ObservabilityConfig, known_models: set[str]):
+    def __init__(
+        self,
+        store: RequestLogStore,
+        config: ObservabilityConfig,
+        known_models: set[str],
+        bodies: BodyStore,
+    ):
         self._store = store
+        self._bodies = bodies
+        self._body_buffer: deque[tuple[str, str, bytes]] = deque()
         self._config = config
         self._known = known_models
         self.metrics = Metrics()
@@ -179,6 +191,10 @@ class Observer:
                 log.warning("request log buffer full: %d records dropped so far", self.dropped)
             return
         self._buffer.append(record)
+        if self._config.log_bodies:
+            for kind, body in (("request", end.request_body), ("response", end.response_body)):
+                if body is not None:
+                    self._body_buffer.append((end.request_id, kind, body))
 
     async def start(self) -> None:
         if self._config.request_log:
@@ -191,7 +207,19 @@ class Observer:
                 await self._task
         await self.flush()
 
+    @property
+    def wants_bodies(self) -> bool:
+        return self._config.request_log and self._config.log_bodies
+
     async def flush(self) -> None:
+        if self._body_buffer:
+            bodies = list(self._body_buffer)
+            self._body_buffer.clear()
+            try:
+                await self._bodies.put_many(bodies)
+            except Exception:
+                log.exception("storing %d request bodies failed; retrying later", len(bodies))
+                self._body_buffer.extendleft(reversed(bodies))
         while self._buffer:
             batch = [self._buffer.popleft() for _ in range(min(500, len(self._buffer)))]
             try:

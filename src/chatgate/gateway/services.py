@@ -145,7 +145,7 @@ class Services:
         known = {name for g in self.registry.groups for name in (g.name, *g.aliases)}
         known |= {a.name for a in settings.auto_models}
         self.request_log = RequestLogStore(self.db)
-        self.observer = Observer(self.request_log, settings.observability, known)
+        self.observer = Observer(self.request_log, settings.observability, known, self.bodies)
         self.metrics_token = resolve_secret(
             settings.observability.metrics_token_env, None, required=False
         )

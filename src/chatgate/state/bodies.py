@@ -38,6 +38,23 @@ class BodyStore:
                 )
             )
 
+    async def put_many(self, bodies: list[tuple[str, str, bytes]]) -> None:
+        """Store (request id, kind, body) triples in one transaction."""
+        now = time.time()
+        async with self._db.session() as session:
+            for request_id, kind, body in bodies:
+                sealed = self._keyring.seal(body, _context(request_id, kind))
+                session.add(
+                    StoredBodyRow(
+                        request_id=request_id,
+                        kind=kind,
+                        key_id=sealed.key_id,
+                        nonce=sealed.nonce,
+                        ciphertext=sealed.ciphertext,
+                        created_at=now,
+                    )
+                )
+
     async def get(self, request_id: str) -> dict[str, bytes]:
         """The bodies stored for a request, by kind (``request``, ``response``), decrypted."""
         async with self._db.session() as session:
