@@ -5,13 +5,18 @@ from pathlib import Path
 
 import openai
 import pytest
+from sqlalchemy import delete
 
+from chatgate.state import Database
+from chatgate.state.tables import StoredBodyRow
+from tests.fake_upstream import FakeUpstream
 from tests.support import (
     MASTER,
     SECRET_PATTERNS,
     STARTED_LOGS,
     UPSTREAM_KEY,
     Gateway,
+    postgres_database,
     start_gateway,
 )
 
@@ -47,6 +52,38 @@ def artifacts() -> Path:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeUpstream]:
+    """A fake OpenAI-compatible upstream server for the module's tests."""
+    fake = FakeUpstream()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str
+) -> AsyncIterator[Database]:
+    """The store on each backend, migrated and empty of earlier test data."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'state.db'}"
+    if request.param == "postgresql":
+        url = postgres_url
+    database = Database(url)
+    await database.upgrade()
+    await database.upgrade()  # idempotent
+    async with database.session() as session:
+        await session.execute(delete(StoredBodyRow))
+    yield database
+    await database.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

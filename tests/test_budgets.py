@@ -20,14 +20,6 @@ from tests.test_auth import create_key
 PRICED = "pricing: {input: 0, output: 1000000}"
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream()
-    fake.start()
-    yield fake
-    fake.stop()
-
-
 def config(upstream: FakeUpstream, extra: str = "") -> str:
     base = upstream.base_url
     return f"""{extra}

@@ -25,14 +25,6 @@ from tests.support import (
 from tests.test_auth import create_key
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream()
-    fake.start()
-    yield fake
-    fake.stop()
-
-
 def config(upstream: FakeUpstream, extra: str = "") -> str:
     return (
         f"{extra}\nmodels:\n  - name: echo\n    provider: openai_compat\n"

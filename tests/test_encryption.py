@@ -7,16 +7,14 @@ import base64
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 
 from chatgate.config import ConfigError, EncryptionConfig
 from chatgate.state import BodyStore, Database, DecryptionError, Keyring, new_data_key
 from chatgate.state.tables import StoredBodyRow
-from tests.support import postgres_database
 
 BODY = b'{"messages": [{"role": "user", "content": "my card is 4111 1111 1111 1111"}]}'
 
@@ -24,25 +22,6 @@ BODY = b'{"messages": [{"role": "user", "content": "my card is 4111 1111 1111 11
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    with postgres_database() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def db(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str
-) -> AsyncIterator[Database]:
-    url = postgres_url if request.param == "postgresql" else f"sqlite+aiosqlite:///{tmp_path}/s.db"
-    database = Database(url)
-    await database.upgrade()
-    async with database.session() as session:
-        await session.execute(delete(StoredBodyRow))
-    yield database
-    await database.close()
 
 
 def keyring(monkeypatch: pytest.MonkeyPatch, *ids: str) -> Keyring:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,6 @@ from tests.fake_upstream import FakeUpstream
 from tests.support import Gateway, start_gateway
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream()
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 def three_replicas(upstream: FakeUpstream, tmp_path: Path, limit: str) -> list[Gateway]:

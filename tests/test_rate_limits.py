@@ -19,14 +19,6 @@ from tests.test_auth import create_key
 ASK = [{"role": "user", "content": "ping pong table"}]
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream()
-    fake.start()
-    yield fake
-    fake.stop()
-
-
 def config_for(upstream: FakeUpstream, extra: str = "") -> str:
     return f"""
 models:

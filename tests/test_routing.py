@@ -21,14 +21,6 @@ from tests.support import MASTER, Gateway, RawResponse, post_json, raw, sse_even
 ASK = [{"role": "user", "content": "ping pong table"}]
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream()
-    fake.start()
-    yield fake
-    fake.stop()
-
-
 def model(name: str, upstream_model: str, base: str, extra: str = "") -> str:
     text = f"""
   - name: {name}

@@ -3,35 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from chatgate.state import AuditLog, Database, KeySpec, KeyStore, hash_secret, looks_like_key
 from chatgate.state.token_uses import TokenUses
-from tests.support import postgres_database
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    with postgres_database() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def db(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str
-) -> AsyncIterator[Database]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'state.db'}"
-    if request.param == "postgresql":
-        url = postgres_url
-    database = Database(url)
-    await database.upgrade()
-    await database.upgrade()  # idempotent
-    yield database
-    await database.close()
 
 
 @pytest.fixture

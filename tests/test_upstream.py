@@ -24,14 +24,6 @@ KEY = UPSTREAM_KEY
 ASK: list[ChatCompletionMessageParam] = [{"role": "user", "content": "ping pong table"}]
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream()
-    fake.start()
-    yield fake
-    fake.stop()
-
-
 def _model(name: str, upstream_model: str, base_url: str, extra: str = "") -> str:
     return f"""
   - name: {name}

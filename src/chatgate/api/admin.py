@@ -85,18 +85,7 @@ class AdminEndpoints:
         actor = (await require_admin(request, self._auth)).actor
         spec = validate(KeyCreateRequest, await _body(request))
         key, secret = await self._services.keys.create(
-            KeySpec(
-                name=spec.name,
-                owner=spec.owner,
-                allowed_models=spec.allowed_models,
-                allowed_endpoints=spec.allowed_endpoints,
-                expires_at=spec.expiry(),
-                metadata=spec.metadata,
-                limits=spec.limits.model_dump(exclude_none=True) if spec.limits else None,
-                priority=spec.priority,
-                queue_timeout=spec.queue_timeout,
-                budget=spec.budget.model_dump(exclude_none=True) if spec.budget else None,
-            ),
+            KeySpec.from_request(spec),
             actor=actor,
         )
         self._auth.invalidate()

@@ -137,17 +137,7 @@ def create(
         )
     except ValidationError as exc:
         raise click.BadParameter(exc.errors()[0]["msg"]) from None
-    key_spec = KeySpec(
-        name=spec.name,
-        owner=spec.owner,
-        allowed_models=spec.allowed_models,
-        allowed_endpoints=spec.allowed_endpoints,
-        expires_at=spec.expiry(),
-        metadata=spec.metadata,
-        limits=spec.limits.model_dump(exclude_none=True) if spec.limits else None,
-        priority=spec.priority,
-        queue_timeout=spec.queue_timeout,
-    )
+    key_spec = KeySpec.from_request(spec)
     key, secret = _with_store(config_path, lambda s: s.create(key_spec, actor=_actor()))
     if as_json:
         click.echo(orjson.dumps({**key.public(), "secret": secret}).decode())

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chatgate.protocol.admin import KeyCreateRequest
 from chatgate.state.audit import record_audit
 from chatgate.state.db import Database
 from chatgate.state.tables import ApiKeyRow, ApiKeySecretRow, StateVersionRow
@@ -58,6 +59,22 @@ class KeySpec:
     """Seconds its requests may wait for capacity (None: the configured default)."""
     budget: dict[str, float] | None = None
     """``daily``, ``monthly``, ``total`` spend caps in the configured currency."""
+
+    @classmethod
+    def from_request(cls, request: KeyCreateRequest) -> KeySpec:
+        """The spec of a validated ``POST /admin/keys`` (or ``chatgate keys create``)."""
+        return cls(
+            name=request.name,
+            owner=request.owner,
+            allowed_models=request.allowed_models,
+            allowed_endpoints=request.allowed_endpoints,
+            expires_at=request.expiry(),
+            metadata=request.metadata,
+            limits=request.limits.model_dump(exclude_none=True) if request.limits else None,
+            priority=request.priority,
+            queue_timeout=request.queue_timeout,
+            budget=request.budget.model_dump(exclude_none=True) if request.budget else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
