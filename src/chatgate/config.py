@@ -213,6 +213,10 @@ class ObservabilityConfig(_Section):
     """Serve Prometheus metrics at `/metrics`."""
     metrics_token_env: str | None = None
     """Environment variable with a token that may read `/metrics` (besides the master key)."""
+    otel_endpoint: str | None = None
+    """OTLP/HTTP traces endpoint (e.g. `http://collector:4318/v1/traces`): a span per request with
+    a child span per pipeline stage. Needs the `otel` extra."""
+    otel_service_name: str = "chatgate"
 
 
 class RoutingConfig(_Section):

@@ -11,6 +11,7 @@ from chatgate.gateway.auth import Principal
 from chatgate.gateway.auto import AUTO_HEADER, TASK_HEADER, AutoModels
 from chatgate.gateway.context import ChatContext, Next, Outcome, Stage
 from chatgate.gateway.registry import ModelRegistry
+from chatgate.gateway.tracing import Tracing
 from chatgate.protocol import ChatCompletionRequest
 
 __all__ = ["COST_HEADER", "Pipeline"]
@@ -32,9 +33,13 @@ class Pipeline:
         *,
         request_timeout: float,
         auto: AutoModels | None = None,
+        tracing: Tracing | None = None,
     ):
         self.registry = registry
         self.auto = auto
+        self.tracing = tracing
+        if tracing is not None:
+            stages = [tracing.wrap(stage) for stage in stages]
         self.stages = tuple(stages)
         self._timeout = request_timeout
         handler: Next = router
@@ -67,7 +72,12 @@ class Pipeline:
         )
         if chosen is not None:
             ctx.response_headers[AUTO_HEADER] = chosen
-        outcome = await self._handler(ctx)
+        if self.tracing is None:
+            outcome = await self._handler(ctx)
+        else:
+            attributes = {"chatgate.request_id": request_id, "gen_ai.request.model": request.model}
+            with self.tracing.span("chatgate.chat.completions", **attributes):
+                outcome = await self._handler(ctx)
         ctx.response_headers["server-timing"] = ctx.server_timing()
         cost = ctx.cost()
         if cost is not None and not ctx.stream:

@@ -29,6 +29,7 @@ from chatgate.gateway.stages import (
     RateLimitStage,
 )
 from chatgate.gateway.tokens import TokenSigner
+from chatgate.gateway.tracing import tracing_from_config
 from chatgate.limits import Limiter, MemoryLimiter, RedisLimiter
 from chatgate.limits.waiting import PriorityGate
 from chatgate.state import AuditLog, BodyStore, Database, Keyring, KeyStore
@@ -64,6 +65,9 @@ def master_key(settings: Settings) -> str | None:
 def validate_secrets(settings: Settings) -> str | None:
     """Resolve every secret config names (raising ConfigError); returns the master key."""
     Keyring.from_config(settings.encryption)
+    tracing = tracing_from_config(settings.observability)  # the otel extra is installed
+    if tracing is not None:
+        tracing.shutdown()
     return master_key(settings)
 
 
@@ -106,6 +110,7 @@ class Services:
             poll_interval=settings.auth.revocation_poll_interval,
         )
         self.registry = ModelRegistry.from_settings(settings, created=int(time.time()))
+        self.tracing = tracing_from_config(settings.observability)
         limits = settings.limits
         self.limiter: Limiter = (
             RedisLimiter(limits.redis_url, prefix=limits.redis_prefix)
@@ -141,6 +146,7 @@ class Services:
             Router(self.registry, settings.routing),
             request_timeout=settings.server.request_timeout,
             auto=AutoModels(settings.auto_models, self.registry),
+            tracing=self.tracing,
         )
         known = {name for g in self.registry.groups for name in (g.name, *g.aliases)}
         known |= {a.name for a in settings.auto_models}
@@ -173,3 +179,5 @@ class Services:
         await self.authenticator.close()
         await self.observer.close()
         await self.db.close()
+        if self.tracing is not None:
+            self.tracing.shutdown()
