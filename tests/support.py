@@ -129,6 +129,13 @@ class Gateway:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def log_with(self, text: str, timeout: float = 10.0) -> str:
+        """The log once it contains ``text`` (lines are written by a background thread)."""
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.log()) and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling the log file, bounded
+        return log
+
     def stop(self) -> None:
         self.process.terminate()
         try:

@@ -108,7 +108,7 @@ def test_metrics(gateway: Gateway) -> None:
 def test_records_carry_the_latency_breakdown(gateway: Gateway) -> None:
     line = next(
         json.loads(entry.split("chatgate.requests: ", 1)[1])
-        for entry in gateway.log().splitlines()
+        for entry in gateway.log_with('"status":200').splitlines()
         if "chatgate.requests: " in entry and '"status":200' in entry
     )
     assert line["event"] == "request"

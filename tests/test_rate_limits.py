@@ -187,7 +187,7 @@ def test_redis_unreachable_follows_the_operators_choice(
         assert response.status == status, response.body
         if status == 503:
             assert response.json()["error"]["code"] == "rate_limiter_unavailable"
-        assert f"fail-{mode}" in gateway.log()
+        assert f"fail-{mode}" in gateway.log_with(f"fail-{mode}")
     finally:
         gateway.stop()
 

@@ -1,4 +1,5 @@
-"""Logging that never blocks a request: records go through a queue to a writer thread."""
+"""Logging that never blocks a request: records go through a queue to a writer thread.
+Structured events (one per request) are rendered as JSON by structlog on top of it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import logging
 import logging.handlers
 import os
 import queue
+
+import orjson
+import structlog
 
 __all__ = ["configure_logging"]
 
@@ -31,3 +35,16 @@ def configure_logging(level: str) -> None:
     root.setLevel(level.upper())
     listener.start()
     atexit.register(listener.stop)
+    structlog.configure(
+        processors=[
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.add_log_level,
+            structlog.processors.JSONRenderer(serializer=_json),
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=True,
+    )
+
+
+def _json(value: object, **_: object) -> str:
+    return orjson.dumps(value, default=str).decode()

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-import orjson
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from chatgate.config import ObservabilityConfig
@@ -23,6 +23,7 @@ from chatgate.state.request_log import RequestLogStore, RequestRecord
 __all__ = ["Metrics", "Observer", "RequestEnd"]
 
 log = logging.getLogger("chatgate.requests")
+events = structlog.get_logger("chatgate.requests")
 
 _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _OVERHEAD = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
@@ -181,7 +182,7 @@ class Observer:
             m.cache.labels(record.cache).inc()
         if status == 429:
             m.rejections.labels(error_type or "rate_limit_error").inc()
-        log.info(orjson.dumps({"event": "request", **_fields(record)}).decode())
+        events.info("request", **_fields(record))
         if not self._config.request_log:
             return
         if len(self._buffer) >= self._config.buffer_size:
