@@ -102,6 +102,9 @@ def test_metrics(gateway: Gateway) -> None:
     assert "chatgate_request_duration_seconds_bucket" in text
     assert "chatgate_gateway_overhead_seconds_count" in text
     assert 'chatgate_cache_total{result="miss"}' in text
+    assert 'chatgate_limit_waiting{priority="critical"} 0.0' in text
+    assert 'chatgate_breaker_open{deployment="0",model="echo"} 0.0' in text
+    assert "chatgate_upstream_errors_total" in text
     assert admin(gateway, "/metrics").status == 200
 
 

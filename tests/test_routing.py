@@ -172,6 +172,11 @@ def test_circuit_breaker_opens_and_probes(upstream: FakeUpstream, tmp_path: Path
     try:
         assert [ask(gateway, "brittle").status for _ in range(2)] == [503, 503]
         assert _routing(gateway, "brittle")["deployments"][0]["breaker"] == "open"
+        metrics = raw(
+            f"{gateway.url}/metrics", headers={"Authorization": f"Bearer {MASTER}"}
+        ).body.decode()
+        assert 'chatgate_breaker_open{deployment="0",model="brittle"} 1.0' in metrics
+        assert 'chatgate_upstream_errors_total{model="brittle",status="503"} 2.0' in metrics
         refused = ask(gateway, "brittle")
         assert refused.status == 503 and refused.json()["error"]["code"] == "circuit_open"
         assert len(upstream.times["flaky-1000-brittle"]) == 2  # the open circuit sent nothing

@@ -9,10 +9,13 @@ import dataclasses
 import logging
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from chatgate.config import ObservabilityConfig
 from chatgate.gateway.auth import Principal
@@ -92,6 +95,24 @@ class Metrics:
         self.log_drops = Counter(
             "chatgate_request_log_drops", "Request records dropped (buffer full)", registry=r
         )
+        self.upstream_errors = Counter(
+            "chatgate_upstream_errors",
+            "Failed provider attempts by model and status",
+            ["model", "status"],
+            registry=r,
+        )
+
+    def watch(self, state: Callable[[], Iterable[Metric]]) -> None:
+        """Add gauges read at scrape time (queue depth, breaker state)."""
+        self.registry.register(_Gauges(state))
+
+
+class _Gauges(Collector):
+    def __init__(self, state: Callable[[], Iterable[Metric]]):
+        self._state = state
+
+    def collect(self) -> Iterable[Metric]:
+        return self._state()
 
 
 class Observer:
@@ -101,13 +122,14 @@ class Observer:
         config: ObservabilityConfig,
         known_models: set[str],
         bodies: BodyStore,
+        metrics: Metrics,
     ):
         self._store = store
         self._bodies = bodies
         self._body_buffer: deque[tuple[str, str, bytes]] = deque()
         self._config = config
         self._known = known_models
-        self.metrics = Metrics()
+        self.metrics = metrics
         self._buffer: deque[RequestRecord] = deque()
         self.dropped = 0
         self._task: asyncio.Task[None] | None = None

@@ -53,8 +53,14 @@ def retryable(error: BaseException) -> bool:
 
 
 class Router:
-    def __init__(self, registry: ModelRegistry, config: RoutingConfig):
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        config: RoutingConfig,
+        on_failure: Callable[[str, int], None] | None = None,
+    ):
         self._registry = registry
+        self._on_failure = on_failure
         self._config = config
         self._jitter = wait_random_exponential(
             multiplier=config.backoff_initial, max=config.backoff_max
@@ -147,6 +153,8 @@ class Router:
             ) from None
         except ChatgateError as exc:
             deployment.in_flight -= 1
+            if self._on_failure is not None:
+                self._on_failure(group.name, exc.status_code)
             if retryable(exc):
                 deployment.breaker.failed()
             else:

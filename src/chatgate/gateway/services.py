@@ -7,16 +7,19 @@ import ipaddress
 import logging
 import secrets
 import time
+from collections.abc import Iterable
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 from chatgate.budgets import BudgetCounters, MemoryBudgets, RedisBudgets
 from chatgate.cache import MemoryCache, RedisCache, ResponseCache
 from chatgate.config import ConfigError, Settings, resolve_secret
 from chatgate.gateway.auth import Authenticator
 from chatgate.gateway.auto import AutoModels
-from chatgate.gateway.observe import Observer
+from chatgate.gateway.observe import Metrics, Observer
 from chatgate.gateway.pipeline import Pipeline
 from chatgate.gateway.registry import ModelRegistry
 from chatgate.gateway.routing import Router
@@ -110,6 +113,7 @@ class Services:
             poll_interval=settings.auth.revocation_poll_interval,
         )
         self.registry = ModelRegistry.from_settings(settings, created=int(time.time()))
+        self.metrics = Metrics()
         self.tracing = tracing_from_config(settings.observability)
         limits = settings.limits
         self.limiter: Limiter = (
@@ -143,7 +147,11 @@ class Services:
                 DeadlineStage(),
                 self.cache,
             ],
-            Router(self.registry, settings.routing),
+            Router(
+                self.registry,
+                settings.routing,
+                lambda model, status: self.metrics.upstream_errors.labels(model, str(status)).inc(),
+            ),
             request_timeout=settings.server.request_timeout,
             auto=AutoModels(settings.auto_models, self.registry),
             tracing=self.tracing,
@@ -151,10 +159,38 @@ class Services:
         known = {name for g in self.registry.groups for name in (g.name, *g.aliases)}
         known |= {a.name for a in settings.auto_models}
         self.request_log = RequestLogStore(self.db)
-        self.observer = Observer(self.request_log, settings.observability, known, self.bodies)
+        self.observer = Observer(
+            self.request_log, settings.observability, known, self.bodies, self.metrics
+        )
+        self.metrics.watch(self._gauges)
         self.metrics_token = resolve_secret(
             settings.observability.metrics_token_env, None, required=False
         )
+
+    def _gauges(self) -> Iterable[Metric]:
+        waiting = GaugeMetricFamily(
+            "chatgate_limit_waiting",
+            "Requests waiting for rate-limit capacity",
+            labels=["priority"],
+        )
+        for priority, count in self.rate_limits.gate.depth().items():
+            waiting.add_metric([priority], count)
+        queued = GaugeMetricFamily(
+            "chatgate_model_queue_depth", "Requests queued for a local model", labels=["model"]
+        )
+        breakers = GaugeMetricFamily(
+            "chatgate_breaker_open",
+            "1 while a deployment's circuit breaker is open or half-open",
+            labels=["model", "deployment"],
+        )
+        for group in self.registry.groups:
+            for index, deployment in enumerate(group.deployments):
+                depth = getattr(deployment.provider, "queue_depth", None)
+                if isinstance(depth, int):
+                    queued.add_metric([group.name], depth)
+                state = deployment.breaker.state
+                breakers.add_metric([group.name, str(index)], 0 if state == "closed" else 1)
+        return [waiting, queued, breakers]
 
     async def start(self) -> None:
         if self.settings.store.migrate_on_start:
