@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port
+from tests.support import free_port, start_gateway
 
 
 def cli(
@@ -99,3 +99,11 @@ def test_serve_refuses_a_short_master_key(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "at least 16 characters" in result.stderr
     assert "short" not in result.stderr.replace("at least", "")
+
+
+def test_serve_says_loudly_that_it_is_open(tmp_path: Path) -> None:
+    gateway = start_gateway(tmp_path)
+    try:
+        assert "NO MASTER KEY" in gateway.log_with("NO MASTER KEY")
+    finally:
+        gateway.stop()
