@@ -205,7 +205,7 @@ class ObservabilityConfig(_Section):
     """Request records older than this are deleted."""
     buffer_size: Annotated[int, Field(ge=1)] = 10_000
     """Records waiting to be written; beyond this new ones are dropped (counted and logged)."""
-    flush_interval: Annotated[float, Field(gt=0)] = 1.0
+    flush_interval: Annotated[float, Field(gt=0)] = 0.2
     """Seconds between batched writes of the request log."""
     log_bodies: bool = False
     """Also store request and response bodies (sealed with the newest `encryption` key)."""

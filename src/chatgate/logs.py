@@ -29,7 +29,7 @@ def configure_logging(level: str) -> None:
     listener = logging.handlers.QueueListener(records, writer, respect_handler_level=False)
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    handler = logging.handlers.QueueHandler(records)
+    handler = _DeferredQueueHandler(records)
     handler.chatgate_pid = os.getpid()  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
@@ -44,6 +44,15 @@ def configure_logging(level: str) -> None:
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
+
+
+class _DeferredQueueHandler(logging.handlers.QueueHandler):
+    """Hands records over as they are; the writer thread formats them. (The stock handler
+    formats on the caller's thread so records can be pickled; an in-process queue needs no
+    pickling, and formatting is the costly part of a log call.)"""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
 
 
 def _json(value: object, **_: object) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -106,6 +107,7 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.start()
+        _settle_heap()
         try:
             yield
         finally:
@@ -147,6 +149,18 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.services = services
     return app
+
+
+def _settle_heap() -> None:
+    """Move everything built at start-up (modules, config, pipeline, model handles) out of the
+    collector's reach and make young collections rarer: a full collection over that heap
+    otherwise stalls the event loop for milliseconds, which is what a p99 sees."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(_GC_YOUNG, *gc.get_threshold()[1:])
+
+
+_GC_YOUNG = 20_000
 
 
 def app_from_environment() -> Starlette:

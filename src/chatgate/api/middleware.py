@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
-import secrets
 import time
 
 import orjson
@@ -26,7 +26,8 @@ def _request_id(scope: Scope) -> str:
             if _CLIENT_ID.match(candidate):
                 return candidate
             break
-    return f"req_{secrets.token_hex(12)}"
+    # An identifier, not a secret: 96 random bits from the fast PRNG (no syscall per request).
+    return f"req_{random.getrandbits(96):024x}"
 
 
 class RequestIdMiddleware:

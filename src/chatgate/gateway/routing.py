@@ -101,7 +101,14 @@ class Router:
 
     async def _model(self, ctx: ChatContext, group: ModelGroup) -> Outcome:
         tried: set[int] = set()
-
+        # The first attempt runs without tenacity (most requests need no other); a retryable
+        # failure hands over to it, replayed as its first attempt so waits and stops are the same.
+        try:
+            return await self._try(ctx, group, tried)
+        except ChatgateError as exc:
+            if not retryable(exc) or self._config.retries == 0:
+                raise
+            first: ChatgateError | None = exc
         retrying = AsyncRetrying(
             stop=stop_after_attempt(1 + self._config.retries) | _PastDeadline(ctx, self._wait),
             wait=self._wait,
@@ -110,11 +117,17 @@ class Router:
         )
         async for attempt in retrying:
             with attempt:
-                deployment = self._pick(group, tried)
-                tried.add(id(deployment))
-                ctx.attempts += 1
-                return await self._attempt(ctx, group, deployment)
+                if first is not None:
+                    error, first = first, None
+                    raise error
+                return await self._try(ctx, group, tried)
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _try(self, ctx: ChatContext, group: ModelGroup, tried: set[int]) -> Outcome:
+        deployment = self._pick(group, tried)
+        tried.add(id(deployment))
+        ctx.attempts += 1
+        return await self._attempt(ctx, group, deployment)
 
     def _pick(self, group: ModelGroup, tried: set[int]) -> Deployment:
         open_ = [d for d in group.deployments if d.breaker.available()]
