@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -13,6 +15,8 @@ import urllib.request
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -54,34 +58,107 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class Server:
-    """``chatgate serve`` in a subprocess, ready when ``/health`` answers 200."""
+class Service:
+    """A server in a subprocess (pinned to ``cpu`` where taskset exists), ready when
+    ``ready_path`` answers 200; ``stats()`` reads its process tree's CPU time and peak RSS."""
 
-    def __init__(self, env: dict[str, str] | None = None, config: Path | None = None):
-        self.port = free_port()
-        args = [sys.executable, "-m", "chatgate", "serve", "--port", str(self.port)]
-        if config is not None:
-            args += ["--config", str(config)]
+    def __init__(
+        self,
+        args: list[str],
+        port: int,
+        *,
+        ready_path: str = "/health",
+        env: dict[str, str] | None = None,
+        cpu: int | None = None,
+        timeout: float = 120,
+    ):
+        self.port = port
+        if cpu is not None and shutil.which("taskset"):
+            args = ["taskset", "-c", str(cpu), *args]
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("CHATGATE_")}
         child_env.update(env or {})
         self.process = subprocess.Popen(
             args, env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{args[0]} exited with {self.process.returncode}")
             try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:
+                with urllib.request.urlopen(f"{self.url}{ready_path}", timeout=1) as response:
                     if response.status == 200:
                         return
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError("chatgate did not start")
+        raise RuntimeError(f"{' '.join(args)} did not start")
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def tree(self) -> list[psutil.Process]:
+        root = psutil.Process(self.process.pid)
+        return [root, *root.children(recursive=True)]
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process tree so far."""
+        total = 0.0
+        for process in self.tree():
+            try:
+                times = process.cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def peak_rss_mib(self) -> float:
+        """The tree's peak resident memory (the sum of each process's VmHWM) in MiB."""
+        total = 0
+        for process in self.tree():
+            try:
+                status = Path(f"/proc/{process.pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) * 1024
+        return total / 2**20
+
+    def rss_mib(self) -> float:
+        total = 0
+        for process in self.tree():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += process.memory_info().rss
+        return total / 2**20
+
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=20)
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Server(Service):
+    """``chatgate serve`` in a subprocess."""
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        config: Path | None = None,
+        cpu: int | None = None,
+    ):
+        port = free_port()
+        args = [sys.executable, "-m", "chatgate", "serve", "--port", str(port)]
+        if config is not None:
+            args += ["--config", str(config)]
+        super().__init__(args, port, env=env, cpu=cpu)
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)

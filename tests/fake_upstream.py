@@ -17,6 +17,11 @@ Its behaviour is chosen by the ``model`` the gateway sends upstream:
 - ``sleep-S-…``: waits S seconds before answering (streams: before the first chunk).
 Any other model is answered like ``echo``.
 
+- ``chaos-…``: a fault drawn at random per request from ``faults`` (kind → probability, seeded):
+  ``429`` (with ``retry-after-ms: 5``), ``500``, ``reset`` (connection closed before an answer),
+  ``timeout`` (no answer for ``stall`` seconds), ``drop`` (cut mid-body: half a JSON answer, or
+  a stream after two chunks); otherwise answered like ``echo``. ``injected`` counts each kind.
+
 Every request's upstream model is appended to ``arrivals`` as it arrives.
 - ``stream-cut-clean``: two chunks, then a clean end with no finish and no ``[DONE]``.
 """
@@ -25,8 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +58,20 @@ class FakeUpstream:
     arrivals: list[str] = field(default_factory=list)
     times: dict[str, list[float]] = field(default_factory=dict)
     """Arrival times (monotonic) per upstream model."""
+    faults: dict[str, float] = field(default_factory=dict)
+    """For ``chaos-*`` models: fault kind → probability."""
+    stall: float = 30.0
+    rng: random.Random = field(default_factory=lambda: random.Random(20261125))
+    injected: Counter[str] = field(default_factory=Counter)
+
+    def _draw(self) -> str | None:
+        roll = self.rng.random()
+        for kind, probability in self.faults.items():
+            if roll < probability:
+                self.injected[kind] += 1
+                return kind
+            roll -= probability
+        return None
 
     @property
     def base_url(self) -> str:
@@ -111,6 +132,23 @@ class FakeUpstream:
             return web.Response()
         if kind == "sleep":
             await asyncio.sleep(float(count))
+        fault = self._draw() if kind == "chaos" else None
+        if fault == "429":
+            response = _error(429, "fake rate limit", "rate_limit_error")
+            response.headers["retry-after-ms"] = "5"
+            return response
+        if fault == "500":
+            return _error(500, "fake upstream failure", "server_error")
+        if fault == "reset":
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
+        if fault == "timeout":
+            await asyncio.sleep(self.stall)
+        if fault == "drop" and body.get("stream"):
+            self.injected["drop-stream"] += 1
+        if fault == "drop" and not body.get("stream"):
+            return await _cut_json(request, _completion(model, _last_user_text(body)))
         if model == "hold":
             assert self._release is not None
             await self._release.wait()
@@ -130,7 +168,7 @@ class FakeUpstream:
         text = _last_user_text(body)
         if not body.get("stream"):
             return web.json_response(_completion(model, text))
-        return await self._stream(request, model, text, body)
+        return await self._stream(request, model, text, body, drop=fault == "drop")
 
     async def _release_held(self, request: web.Request) -> web.Response:
         assert self._release is not None
@@ -138,7 +176,7 @@ class FakeUpstream:
         return web.json_response({"released": True})
 
     async def _stream(
-        self, request: web.Request, model: str, text: str, body: dict[str, Any]
+        self, request: web.Request, model: str, text: str, body: dict[str, Any], drop: bool
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
@@ -149,7 +187,7 @@ class FakeUpstream:
             if model == "stream-cut-clean" and i == 2:
                 await response.write_eof()
                 return response
-            if model == "stream-drop" and i == 2:
+            if (model == "stream-drop" or drop) and i == 2:
                 assert request.transport is not None
                 request.transport.close()
                 return response
@@ -166,6 +204,18 @@ class FakeUpstream:
         if model != "stream-no-done":
             await response.write(b"data: [DONE]\n\n")
         return response
+
+
+async def _cut_json(request: web.Request, payload: dict[str, Any]) -> web.StreamResponse:
+    """Promise the whole JSON body, send half of it, cut the connection."""
+    data = json.dumps(payload).encode()
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    response.content_length = len(data)
+    await response.prepare(request)
+    await response.write(data[: len(data) // 2])
+    assert request.transport is not None
+    request.transport.close()
+    return response
 
 
 def _last_user_text(body: dict[str, Any]) -> str:
@@ -216,3 +266,20 @@ def _sse(payload: dict[str, Any]) -> bytes:
 def _error(status: int, message: str, kind: str, param: str | None = None) -> web.Response:
     body = {"error": {"message": message, "type": kind, "param": param, "code": None}}
     return web.json_response(body, status=status)
+
+
+def chaos_config(base_url: str) -> str:
+    """Gateway config for the fault run: `chaos-primary` falls back to `chaos-secondary`, both
+    on this fake; retries with short backoffs, a short read timeout, a tolerant breaker."""
+    models = "\n".join(
+        f"  - name: chaos-{name}\n"
+        "    provider: openai_compat\n"
+        f"    base_url: {base_url}\n"
+        "    read_timeout: 0.5\n" + (f"    fallbacks: [chaos-{fallback}]\n" if fallback else "")
+        for name, fallback in (("primary", "secondary"), ("secondary", None))
+    )
+    return (
+        "routing:\n  retries: 4\n  backoff_initial: 0.01\n  backoff_max: 0.05\n"
+        "  breaker_failures: 10\n  breaker_cooldown: 0.5\n"
+        f"models:\n{models}"
+    )

@@ -1,0 +1,114 @@
+"""The embedded model under concurrency: N streams asked for at once (N = 1, 4, 8), through
+chatgate vs llama-cpp-python in-process, same GGUF, threads, context and greedy decoding.
+
+One llama.cpp context generates one sequence at a time, so the in-process baseline serves the
+N requests one after another (what a program calling llama-cpp-python directly gets); chatgate
+queues them on its generation worker. Reported: aggregate tokens/s over all N streams, and the
+median and worst time to first token counted from the moment all N were asked for.
+
+    python -m bench embedded [--tokens 128] [--streams 1 4 8]
+    python -m bench embedded --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from typing import Any
+
+from llama_cpp import Llama
+
+from bench._common import Server, machine, markdown_table, write_results
+from bench.stream_local import N_CTX, THREADS, chatgate_run, direct_run
+from chatgate.providers.local import default_model_path
+
+
+def direct(llama: Llama, streams: int, tokens: int, offset: int) -> dict[str, float]:
+    started = time.perf_counter()
+    ttfts = []
+    for i in range(streams):
+        before = time.perf_counter() - started
+        ttft, _ = direct_run(llama, offset + i, tokens)
+        ttfts.append(before + ttft)
+    wall = time.perf_counter() - started
+    return _summary(streams, tokens, wall, ttfts)
+
+
+async def through(url: str, streams: int, tokens: int, offset: int) -> dict[str, float]:
+    started = time.perf_counter()
+    runs = await asyncio.gather(*(_timed(url, offset + i, tokens, started) for i in range(streams)))
+    wall = time.perf_counter() - started
+    return _summary(streams, tokens, wall, list(runs))
+
+
+async def _timed(url: str, run: int, tokens: int, started: float) -> float:
+    asked = time.perf_counter()
+    ttft, _ = await chatgate_run(url, run, tokens)
+    return asked - started + ttft
+
+
+def _summary(streams: int, tokens: int, wall: float, ttfts: list[float]) -> dict[str, float]:
+    return {
+        "tokens_per_s": streams * tokens / wall,
+        "ttft_median_ms": statistics.median(ttfts) * 1000,
+        "ttft_max_ms": max(ttfts) * 1000,
+        "wall_s": wall,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench embedded", description=__doc__)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--streams", type=int, nargs="*", default=[1, 4, 8])
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args()
+    if args.smoke:
+        args.tokens, args.streams = 8, [1, 2]
+
+    llama = Llama(
+        str(default_model_path()),
+        n_ctx=N_CTX,
+        n_threads=THREADS,
+        n_threads_batch=THREADS,
+        verbose=False,
+    )
+    direct_run(llama, -1, 8)  # warm-up
+    baseline = {n: direct(llama, n, args.tokens, 100 * n) for n in args.streams}
+    del llama
+
+    server = Server()
+    try:
+        asyncio.run(chatgate_run(server.url, -1, 8))  # warm-up
+        ours = {
+            n: asyncio.run(through(server.url, n, args.tokens, 1000 + 100 * n))
+            for n in args.streams
+        }
+    finally:
+        server.stop()
+
+    rows = []
+    for n in args.streams:
+        d, c = baseline[n], ours[n]
+        rows.append(
+            [
+                str(n),
+                f"{d['tokens_per_s']:.1f}",
+                f"{c['tokens_per_s']:.1f}",
+                f"**{c['tokens_per_s'] / d['tokens_per_s']:.2f}x**",
+                f"{d['ttft_median_ms']:.0f} / {d['ttft_max_ms']:.0f}",
+                f"{c['ttft_median_ms']:.0f} / {c['ttft_max_ms']:.0f}",
+            ]
+        )
+    header = ["streams", "direct tok/s", "chatgate tok/s", "chatgate / direct"]
+    header += ["direct TTFT median / max ms", "chatgate TTFT median / max ms"]
+    table = (
+        f"Embedded model, {args.tokens} tokens per stream, N streams asked for at once "
+        f"({THREADS} threads).\n\n" + markdown_table(header, rows)
+    )
+    print(table)
+    if not args.smoke:
+        payload: dict[str, Any] = {"machine": machine(), "tokens": args.tokens}
+        payload["direct"], payload["chatgate"] = baseline, ours
+        write_results("embedded", payload, table)
