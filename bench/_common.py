@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import platform
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any
 import psutil
 
 RESULTS = Path(__file__).parent / "results"
+MASTER = "bench-master-key-" + secrets.token_hex(8)
 
 
 def machine() -> dict[str, Any]:
@@ -156,6 +158,21 @@ class Server(Service):
         if config is not None:
             args += ["--config", str(config)]
         super().__init__(args, port, env=env, cpu=cpu)
+
+
+def virtual_key(url: str, *, limits: bool) -> str:
+    """A new virtual key's secret (with limits too high to matter, if ``limits``)."""
+    spec: dict[str, Any] = {"name": "bench"}
+    if limits:
+        spec["limits"] = {"rpm": 100_000_000, "tpm": 10_000_000_000, "concurrent": 100_000}
+    request = urllib.request.Request(
+        f"{url}/admin/keys",
+        data=json.dumps(spec).encode(),
+        headers={"authorization": f"Bearer {MASTER}", "content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request) as response:
+        return str(json.load(response)["secret"])
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:

@@ -24,12 +24,14 @@ from typing import Any
 
 from bench import peers
 from bench._common import (
+    MASTER,
     RESULTS,
     Server,
     Service,
     free_port,
     machine,
     markdown_table,
+    virtual_key,
     write_results,
 )
 from bench.load import LoadResult, run_in_process
@@ -107,19 +109,21 @@ def measure(
     duration: float,
     connections: int,
     own_process: bool,
+    headers: dict[str, str] | None = None,
 ) -> TargetResult:
-    load(target.url, model, stream=stream, duration=1, connections=connections, warmup=0)
+    common: dict[str, Any] = {"stream": stream, "connections": connections, "headers": headers}
+    load(target.url, model, duration=1, warmup=0, **common)
     before = target.cpu_seconds() if own_process else 0.0
-    saturation = load(
-        target.url, model, stream=stream, duration=duration, connections=connections, warmup=0
-    )
+    saturation = load(target.url, model, duration=duration, warmup=0, **common)
     cpu = (target.cpu_seconds() - before) * 1000 / saturation.count if own_process else None
     result = TargetResult(saturation=saturation, cpu_ms_per_request=cpu)
     for rate in rates:
         if rate > 0.9 * saturation.achieved:
             result.rates[rate] = None  # not sustainable here
             continue
-        result.rates[rate] = load(target.url, model, stream=stream, rate=rate, duration=duration)
+        result.rates[rate] = load(
+            target.url, model, stream=stream, rate=rate, duration=duration, headers=headers
+        )
     if own_process:
         result.peak_rss_mib = target.peak_rss_mib()
     return result
@@ -255,13 +259,20 @@ def main(argv: list[str] | None = None) -> None:
         upstreams = start_upstreams({latency for _, latency in scenarios})
         routes = [peers.Route(model_name(lat), f"{u.url}/v1") for lat, u in upstreams.items()]
         targets: dict[str, Service] = {}
+        headers: dict[str, dict[str, str]] = {}
         try:
+            # Like for like: each gateway checks a client credential on every request.
             targets["chatgate"] = Server(
-                config=chatgate_config(directory, upstreams), cpu=SERVER_CPU
+                config=chatgate_config(directory, upstreams),
+                env={"CHATGATE_MASTER_KEY": MASTER},
+                cpu=SERVER_CPU,
             )
+            secret = virtual_key(targets["chatgate"].url, limits=False)
+            headers["chatgate"] = {"authorization": f"Bearer {secret}"}
             if not args.no_peers:
                 name = f"litellm {peers.litellm_version()}"
                 targets[name] = peers.litellm(routes, SERVER_CPU, directory)
+                headers[name] = {"authorization": f"Bearer {peers.LITELLM_MASTER_KEY}"}
             for mode, latency in scenarios:
                 title = f"{mode}-{latency}ms"
                 connections = 64 if latency == 0 else 256
@@ -284,6 +295,7 @@ def main(argv: list[str] | None = None) -> None:
                         duration=args.duration,
                         connections=connections,
                         own_process=True,
+                        headers=headers[name],
                     )
                 all_results[title] = results
                 print(scenario_table(title, results, args.rates), flush=True)

@@ -2,13 +2,15 @@
 under ``bench/.peers/`` (never into chatgate's), configured like-for-like, started pinned to
 the same CPU as chatgate with the same worker count.
 
-LiteLLM proxy follows its production page: a config file, ``set_verbose: false``, JSON logs,
-``LITELLM_LOG=ERROR``, ``request_timeout: 600``, no database, ``--num_workers 1``. It pins
-1.108.7: later releases need packages this machine's registry lacks.
+LiteLLM proxy follows its production page: a config file, a master key (it refuses to start
+without one; clients send it, as chatgate's clients send a virtual key), ``set_verbose: false``,
+JSON logs, ``LITELLM_LOG=ERROR``, ``request_timeout: 600``, no database, ``--num_workers 1``.
+It pins 1.108.7: later releases need packages this machine's registry lacks.
 """
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -43,7 +45,11 @@ def _venv(name: str, requirement: str) -> Path:
     return root
 
 
+LITELLM_MASTER_KEY = "sk-bench-" + secrets.token_hex(16)
+
+
 def litellm(routes: list[Route], cpu: int | None, workdir: Path) -> Service:
+    """LiteLLM proxy; clients authenticate with ``LITELLM_MASTER_KEY``."""
     root = _venv("litellm", f"litellm[proxy]=={LITELLM_VERSION}")
     lines = ["model_list:"]
     for route in routes:
@@ -68,6 +74,7 @@ def litellm(routes: list[Route], cpu: int | None, workdir: Path) -> Service:
     args += ["--port", str(port), "--num_workers", "1"]
     env = {"LITELLM_LOG": "ERROR", "LITELLM_MODE": "PRODUCTION", "JSON_LOGS": "True"}
     env["LITELLM_TELEMETRY"] = "False"
+    env["LITELLM_MASTER_KEY"] = LITELLM_MASTER_KEY
     return Service(args, port, ready_path="/health/liveliness", env=env, cpu=cpu, timeout=240)
 
 

@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench._common import Server, machine, markdown_table, write_results
+from bench._common import MASTER, Server, machine, markdown_table, virtual_key, write_results
 from bench.overhead import SERVER_CPU, chatgate_config, load, model_name, start_upstreams
-from bench.stages import MASTER, VARIANTS, _extra, _virtual_key
+from bench.stages import VARIANTS, _extra
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
         config = chatgate_config(Path(tmp), upstreams, _extra(production))
         server = Server(config=config, env={"CHATGATE_MASTER_KEY": MASTER}, cpu=SERVER_CPU)
         try:
-            headers = {"authorization": f"Bearer {_virtual_key(server.url, True)}"}
+            headers = {"authorization": f"Bearer {virtual_key(server.url, limits=True)}"}
             elapsed = 0.0
             while elapsed < args.minutes * 60:
                 result = load(

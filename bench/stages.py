@@ -21,19 +21,16 @@ Target (issue 7): production p99 added <= 2 ms at 500 requests/s.
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import tempfile
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench._common import Server, machine, markdown_table, write_results
+from bench._common import MASTER, Server, machine, markdown_table, virtual_key, write_results
 from bench.load import LoadResult
 from bench.overhead import SERVER_CPU, chatgate_config, load, model_name, start_upstreams
 
-MASTER = "bench-master-key-" + secrets.token_hex(8)
 REDIS = "redis://127.0.0.1:6379/0"
 BIG = "{rpm: 100000000, tpm: 10000000000, concurrent: 100000}"
 
@@ -74,20 +71,6 @@ def _extra(variant: Variant) -> str:
     return "\n".join(lines)
 
 
-def _virtual_key(url: str, limits: bool) -> str:
-    spec: dict[str, Any] = {"name": "bench"}
-    if limits:
-        spec["limits"] = {"rpm": 100_000_000, "tpm": 10_000_000_000, "concurrent": 100_000}
-    request = urllib.request.Request(
-        f"{url}/admin/keys",
-        data=json.dumps(spec).encode(),
-        headers={"authorization": f"Bearer {MASTER}", "content-type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request) as response:
-        return str(json.load(response)["secret"])
-
-
 def run_variant(
     directory: Path, upstreams: dict[int, Any], variant: Variant, rate: float, duration: float
 ) -> LoadResult:
@@ -99,7 +82,9 @@ def run_variant(
     try:
         headers = {}
         if variant.keys:
-            headers["authorization"] = f"Bearer {_virtual_key(server.url, bool(variant.limits))}"
+            headers["authorization"] = (
+                f"Bearer {virtual_key(server.url, limits=bool(variant.limits))}"
+            )
         if variant.cache:
             headers["x-chatgate-cache"] = "use"
         return load(
