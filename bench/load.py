@@ -167,12 +167,15 @@ wrk.method = "POST"
 wrk.body = {body}
 {headers}
 """
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
-def _wrk_ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit]
+def _wrk_ms(text: str | None) -> float:
+    """wrk's "812.00us" / "3.10ms" / "1.02s" / "2.00m" in milliseconds (NaN if absent)."""
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text or "")
+    if found is None:
+        return float("nan")
+    return float(found.group(1)) * _UNITS[found.group(2)]
 
 
 def wrk(
@@ -191,6 +194,8 @@ def wrk(
                 f"-c{connections}",
                 f"-d{max(1, round(duration))}s",
                 "--latency",
+                "--timeout",
+                "30s",
                 "-s",
                 handle.name,
                 url,
@@ -217,9 +222,9 @@ def wrk(
         achieved=rate,
         count=count,
         errors=errors,
-        p50_ms=_wrk_ms(latency["50"]),
+        p50_ms=_wrk_ms(latency.get("50")),
         p95_ms=float("nan"),  # wrk prints 50/75/90/99
-        p99_ms=_wrk_ms(latency["99"]),
+        p99_ms=_wrk_ms(latency.get("99")),
         max_ms=_wrk_ms(re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
     )
 

@@ -2,7 +2,7 @@
 
 The fast fake upstream (``bench/upstream.py``, fixed latency 0 ms or 50 ms, JSON or SSE) and
 the load generator share CPU 1; the gateway under test gets CPU 0 and one worker. For each
-scenario and target: the saturation rate (wrk, closed loop), then fixed open-loop rates (100,
+scenario and target: the saturation rate (wrk, closed loop), then fixed open-loop rates (25, 100,
 500, 1000, 2000 requests/s) up to 90% of that target's saturation; added latency is the
 target's percentile minus the direct call's at the same rate. CPU time per request and peak
 RSS come from the target's process tree.
@@ -38,7 +38,8 @@ from bench.load import LoadResult, run_in_process
 
 LOAD_CPU = 1
 SERVER_CPU = 0
-RATES = [100, 500, 1000, 2000]
+RATES = [25, 100, 500, 1000, 2000]
+"""The issue's fixed rates, plus 25/s: a rate the slowest peer still sustains."""
 SCENARIOS = [("json", 0), ("sse", 0), ("json", 50), ("sse", 50)]
 
 
@@ -112,7 +113,7 @@ def measure(
     headers: dict[str, str] | None = None,
 ) -> TargetResult:
     common: dict[str, Any] = {"stream": stream, "connections": connections, "headers": headers}
-    load(target.url, model, duration=1, warmup=0, **common)
+    load(target.url, model, duration=2, warmup=0, **common)  # warm-up
     before = target.cpu_seconds() if own_process else 0.0
     saturation = load(target.url, model, duration=duration, warmup=0, **common)
     cpu = (target.cpu_seconds() - before) * 1000 / saturation.count if own_process else None
@@ -218,7 +219,8 @@ def plot(all_results: dict[str, dict[str, TargetResult]], rates: list[int], path
         values = [all_results[s][name].saturation.achieved for s in scenarios]
         left.bar([x + i * width for x in range(len(scenarios))], values, width, label=name)
     left.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(scenarios))], scenarios)
-    left.set_ylabel("requests/s at saturation (1 worker, 1 core)")
+    left.set_ylabel("requests/s at saturation (log scale)")
+    left.set_yscale("log")
     left.legend()
     first = scenarios[0]
     direct = all_results[first]["direct"]
@@ -240,11 +242,36 @@ def plot(all_results: dict[str, dict[str, TargetResult]], rates: list[int], path
     figure.savefig(path, dpi=110)
 
 
+def _start(
+    name: str,
+    directory: Path,
+    upstreams: dict[int, Service],
+    routes: list[peers.Route],
+    cpu: int | None,
+) -> tuple[Service, dict[str, str]]:
+    """Start one target; like for like, each checks a client credential on every request."""
+    if name == "chatgate":
+        server = Server(
+            config=chatgate_config(directory, upstreams),
+            env={"CHATGATE_MASTER_KEY": MASTER},
+            cpu=cpu,
+        )
+        return server, {"authorization": f"Bearer {virtual_key(server.url, limits=False)}"}
+    return peers.litellm(routes, cpu, directory), {
+        "authorization": f"Bearer {peers.LITELLM_MASTER_KEY}"
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench overhead", description=__doc__)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--rates", type=int, nargs="*", default=RATES)
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument(
+        "--unpinned",
+        action="store_true",
+        help="let gateways use every CPU (sharing with the load generator and upstream)",
+    )
     parser.add_argument("--scenarios", nargs="*", default=[f"{m}-{lat}ms" for m, lat in SCENARIOS])
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
@@ -258,73 +285,68 @@ def main(argv: list[str] | None = None) -> None:
         directory = Path(tmp)
         upstreams = start_upstreams({latency for _, latency in scenarios})
         routes = [peers.Route(model_name(lat), f"{u.url}/v1") for lat, u in upstreams.items()]
-        targets: dict[str, Service] = {}
-        headers: dict[str, dict[str, str]] = {}
+        names = ["chatgate"] + ([] if args.no_peers else [f"litellm {peers.litellm_version()}"])
+        cpu = None if args.unpinned else SERVER_CPU
         try:
-            # Like for like: each gateway checks a client credential on every request.
-            targets["chatgate"] = Server(
-                config=chatgate_config(directory, upstreams),
-                env={"CHATGATE_MASTER_KEY": MASTER},
-                cpu=SERVER_CPU,
-            )
-            secret = virtual_key(targets["chatgate"].url, limits=False)
-            headers["chatgate"] = {"authorization": f"Bearer {secret}"}
-            if not args.no_peers:
-                name = f"litellm {peers.litellm_version()}"
-                targets[name] = peers.litellm(routes, SERVER_CPU, directory)
-                headers[name] = {"authorization": f"Bearer {peers.LITELLM_MASTER_KEY}"}
             for mode, latency in scenarios:
                 title = f"{mode}-{latency}ms"
-                connections = 64 if latency == 0 else 256
-                results: dict[str, TargetResult] = {}
-                results["direct"] = measure(
-                    upstreams[latency],
-                    model_name(latency),
-                    stream=mode == "sse",
-                    rates=args.rates,
-                    duration=args.duration,
-                    connections=connections,
-                    own_process=False,
-                )
-                for name, target in targets.items():
-                    results[name] = measure(
-                        target,
+                all_results[title] = {
+                    "direct": measure(
+                        upstreams[latency],
                         model_name(latency),
                         stream=mode == "sse",
                         rates=args.rates,
                         duration=args.duration,
-                        connections=connections,
-                        own_process=True,
-                        headers=headers[name],
+                        connections=64 if latency == 0 else 256,
+                        own_process=False,
                     )
-                all_results[title] = results
-                print(scenario_table(title, results, args.rates), flush=True)
-                print(flush=True)
+                }
+            # One target alive at a time (an idle peer still takes CPU from the one measured).
+            for name in names:
+                target, headers = _start(name, directory, upstreams, routes, cpu)
+                try:
+                    for mode, latency in scenarios:
+                        title = f"{mode}-{latency}ms"
+                        all_results[title][name] = measure(
+                            target,
+                            model_name(latency),
+                            stream=mode == "sse",
+                            rates=args.rates,
+                            duration=args.duration,
+                            connections=64 if latency == 0 else 256,
+                            own_process=True,
+                            headers=headers,
+                        )
+                finally:
+                    target.stop()
         finally:
-            for service in [*targets.values(), *upstreams.values()]:
+            for service in upstreams.values():
                 service.stop()
 
     tables = [scenario_table(title, results, args.rates) for title, results in all_results.items()]
+    placement = "any CPU" if args.unpinned else "CPU 0"
     intro = (
-        "Gateway overhead vs the upstream called directly (1 worker on CPU 0; upstream and load "
-        "generator on CPU 1). Added latency in ms (target percentile minus direct percentile at "
-        "the same offered rate); 'not sustained' where the rate is above 90% of the target's "
-        "saturation."
+        f"Gateway overhead vs the upstream called directly (1 worker on {placement}; upstream "
+        "and load generator on CPU 1). Added latency in ms (target percentile minus direct "
+        "percentile at the same offered rate); 'not sustained' where the rate is above 90% of "
+        "the target's saturation."
     )
     text = intro + "\n\n" + "\n\n".join(tables)
+    print(text)
     if args.smoke:
         chatgate_rows = [r["chatgate"] for r in all_results.values()]
         assert all(r.saturation.error_rate < 0.001 for r in chatgate_rows), "errors under load"
         return
     payload: dict[str, Any] = {
         "machine": machine(),
-        "peers": [name for name in targets if name != "chatgate"],
+        "peers": names[1:],
         "duration_s": args.duration,
         "scenarios": {
             title: {name: asdict(result) for name, result in results.items()}
             for title, results in all_results.items()
         },
     }
-    write_results("overhead", payload, text)
-    plot(all_results, args.rates, RESULTS / "overhead.png")
-    print(f"written: {RESULTS / 'overhead.md'}, overhead.json, overhead.png")
+    name = "overhead-unpinned" if args.unpinned else "overhead"
+    write_results(name, payload, text)
+    plot(all_results, args.rates, RESULTS / f"{name}.png")
+    print(f"written: {RESULTS / name}.md, .json, .png")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import statistics
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -100,10 +101,26 @@ def run_variant(
         server.stop()
 
 
+def median_result(samples: list[LoadResult]) -> LoadResult:
+    """Per-figure medians over rounds (counts and errors summed)."""
+    return LoadResult(
+        tool=samples[0].tool,
+        rate=samples[0].rate,
+        achieved=statistics.median(r.achieved for r in samples),
+        count=sum(r.count for r in samples),
+        errors=sum(r.errors for r in samples),
+        p50_ms=statistics.median(r.p50_ms for r in samples),
+        p95_ms=statistics.median(r.p95_ms for r in samples),
+        p99_ms=statistics.median(r.p99_ms for r in samples),
+        max_ms=max(r.max_ms for r in samples),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench stages", description=__doc__)
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; figures are medians")
     parser.add_argument("--only", nargs="*", help="variant names to run (bare always runs)")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
@@ -111,25 +128,37 @@ def main() -> None:
     if args.only:
         variants = [v for v in VARIANTS if v.name == "bare" or v.name in args.only]
     if args.smoke:
-        args.rate, args.duration = 100, 1
+        args.rate, args.duration, args.repeat = 100, 1, 1
         variants = [VARIANTS[0], VARIANTS[-2]]
 
-    results: dict[str, LoadResult] = {}
+    runs: dict[str, list[LoadResult]] = {"direct": []}
     with tempfile.TemporaryDirectory() as tmp:
         upstreams = start_upstreams({0})
         try:
-            direct = load(
-                upstreams[0].url, "direct", stream=False, rate=args.rate, duration=args.duration
-            )
-            for variant in variants:
-                results[variant.name] = run_variant(
-                    Path(tmp), upstreams, variant, args.rate, args.duration
+            # Rounds interleave the variants so slow drifts of the machine hit them all alike;
+            # each figure is the median over rounds.
+            for round_ in range(args.repeat):
+                runs["direct"].append(
+                    load(
+                        upstreams[0].url,
+                        "direct",
+                        stream=False,
+                        rate=args.rate,
+                        duration=args.duration,
+                    )
                 )
-                print(f"{variant.name}: {results[variant.name]}", flush=True)
+                for variant in variants:
+                    workdir = Path(tmp) / f"round-{round_}"
+                    workdir.mkdir(exist_ok=True)
+                    result = run_variant(workdir, upstreams, variant, args.rate, args.duration)
+                    runs.setdefault(variant.name, []).append(result)
+                    print(f"round {round_ + 1}, {variant.name}: {result}", flush=True)
         finally:
             for upstream in upstreams.values():
                 upstream.stop()
 
+    direct = median_result(runs.pop("direct"))
+    results = {name: median_result(samples) for name, samples in runs.items()}
     bare = results["bare"]
     rows = [
         [
@@ -156,8 +185,9 @@ def main() -> None:
     header += ["vs bare p50 / p99 ms", "errors"]
     table = (
         f"Pipeline stages one at a time, {args.rate:g} requests/s for {args.duration:g} s "
-        "(open loop), JSON, upstream latency 0 ms; added = chatgate minus the upstream called "
-        "directly.\n\n" + markdown_table(header, rows)
+        f"(open loop), median of {args.repeat} interleaved rounds, JSON, upstream latency "
+        "0 ms; added = chatgate minus the upstream called directly.\n\n"
+        + markdown_table(header, rows)
     )
     prod = results.get("production")
     if prod is not None:
@@ -175,8 +205,10 @@ def main() -> None:
             "machine": machine(),
             "rate": args.rate,
             "duration_s": args.duration,
+            "repeat": args.repeat,
             "direct": asdict(direct),
             "variants": {name: asdict(result) for name, result in results.items()},
+            "rounds": {name: [asdict(r) for r in samples] for name, samples in runs.items()},
         },
         table,
     )

@@ -229,6 +229,7 @@ class Observer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush()
+        self._store.close()
 
     @property
     def wants_bodies(self) -> bool:
