@@ -21,8 +21,7 @@ from typing import Any
 from llama_cpp import Llama
 
 from bench._common import Server, machine, markdown_table, write_results
-from bench.stream_local import N_CTX, THREADS, chatgate_run, direct_run
-from chatgate.providers.local import default_model_path
+from bench.stream_local import THREADS, chatgate_run, direct_run, load_model
 
 
 def direct(llama: Llama, streams: int, tokens: int, offset: int) -> dict[str, float]:
@@ -67,13 +66,7 @@ def main() -> None:
     if args.smoke:
         args.tokens, args.streams = 8, [1, 2]
 
-    llama = Llama(
-        str(default_model_path()),
-        n_ctx=N_CTX,
-        n_threads=THREADS,
-        n_threads_batch=THREADS,
-        verbose=False,
-    )
+    llama = load_model()
     direct_run(llama, -1, 8)  # warm-up
     baseline = {n: direct(llama, n, args.tokens, 100 * n) for n in args.streams}
     del llama

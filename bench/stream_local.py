@@ -35,6 +35,17 @@ def prompt(run: int) -> list[dict[str, str]]:
     ]
 
 
+def load_model() -> Llama:
+    """The embedded GGUF in process, configured as chatgate configures it."""
+    return Llama(
+        str(default_model_path()),
+        n_ctx=N_CTX,
+        n_threads=THREADS,
+        n_threads_batch=THREADS,
+        verbose=False,
+    )
+
+
 def direct_run(llama: Llama, run: int, tokens: int) -> tuple[float, float]:
     """(seconds to first token, tokens/s after it) for llama-cpp-python's own generate()."""
     text = llama.metadata["tokenizer.chat_template"]
@@ -88,13 +99,7 @@ def main() -> None:
     if args.smoke:
         args.tokens, args.runs = 16, 1
 
-    llama = Llama(
-        str(default_model_path()),
-        n_ctx=N_CTX,
-        n_threads=THREADS,
-        n_threads_batch=THREADS,
-        verbose=False,
-    )
+    llama = load_model()
     direct_run(llama, -1, 8)  # warm-up
     direct = [direct_run(llama, run, args.tokens) for run in range(args.runs)]
     del llama

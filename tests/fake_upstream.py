@@ -23,6 +23,7 @@ Any other model is answered like ``echo``.
   a stream after two chunks); otherwise answered like ``echo``. ``injected`` counts each kind.
 
 Every request's upstream model is appended to ``arrivals`` as it arrives.
+- ``set-cookie``: like ``echo``, and sets a cookie (as load balancers in front of APIs do).
 - ``stream-cut-clean``: two chunks, then a clean end with no finish and no ``[DONE]``.
 """
 
@@ -167,7 +168,10 @@ class FakeUpstream:
             return web.Response(text="<html>bad gateway</html>", content_type="text/html")
         text = _last_user_text(body)
         if not body.get("stream"):
-            return web.json_response(_completion(model, text))
+            response = web.json_response(_completion(model, text))
+            if model == "set-cookie":  # as load balancers in front of real APIs do
+                response.set_cookie("__lb_affinity", f"for-{text}", path="/")
+            return response
         return await self._stream(request, model, text, body, drop=fault == "drop")
 
     async def _release_held(self, request: web.Request) -> web.Response:

@@ -49,6 +49,8 @@ def proxy(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> I
         _model("no-done", "stream-no-done", base),
         _model("cut-clean", "stream-cut-clean", base),
         _model("nowhere", "echo", f"http://127.0.0.1:{free_port()}/v1"),
+        # by host name: aiohttp's default cookie jar ignores cookies from IP addresses
+        _model("cookie-setter", "set-cookie", base.replace("127.0.0.1", "localhost")),
     ]
     # error translation is under test here: no retries, no breaker
     config = "routing: {retries: 0, breaker_failures: 1000}\nmodels:" + "".join(models) + "\n"
@@ -75,6 +77,16 @@ def test_completion_passes_through(sdk: openai.OpenAI, upstream: FakeUpstream) -
     assert received.body["x_vendor"] == {"a": 1}
     assert received.headers["authorization"] == f"Bearer {KEY}"
     assert received.headers["x-request-id"]
+
+
+def test_cookies_an_upstream_sets_never_reach_other_requests(
+    sdk: openai.OpenAI, upstream: FakeUpstream
+) -> None:
+    sdk.chat.completions.create(model="cookie-setter", messages=ASK)  # tenant A gets a cookie
+    sdk.chat.completions.create(
+        model="cookie-setter", messages=[{"role": "user", "content": "tenant B"}]
+    )
+    assert "cookie" not in upstream.received[-1].headers
 
 
 def test_completion_shape(proxy: Gateway) -> None:

@@ -67,6 +67,10 @@ class OpenAICompatProvider:
             ),
             auto_decompress=True,
             trust_env=False,
+            # No cookie jar: the session is shared by every caller, so a cookie one upstream
+            # answer sets (load balancers set them) must not ride along on other tenants'
+            # requests; and skipping cookie handling is cheaper per request.
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
 
     async def close(self) -> None:
