@@ -153,14 +153,10 @@ def create_app(settings: Settings) -> Starlette:
 
 def _settle_heap() -> None:
     """Move everything built at start-up (modules, config, pipeline, model handles) out of the
-    collector's reach and make young collections rarer: a full collection over that heap
-    otherwise stalls the event loop for milliseconds, which is what a p99 sees."""
+    collector's reach: a full collection over that heap stalls the event loop for
+    milliseconds, which is what a p99 sees."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(_GC_YOUNG, *gc.get_threshold()[1:])
-
-
-_GC_YOUNG = 20_000
 
 
 def app_from_environment() -> Starlette:

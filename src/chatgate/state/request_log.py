@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from chatgate.state.db import Database
 from chatgate.state.tables import RequestLogRow
 
-__all__ = ["GROUPS", "RequestLogStore", "RequestRecord", "UsageRow", "WindowStats"]
+__all__ = ["GROUPS", "RECORD_FIELDS", "RequestLogStore", "RequestRecord", "UsageRow", "WindowStats"]
 
 GROUPS = ("key", "owner", "model", "day")
 
@@ -64,8 +64,9 @@ class UsageRow:
         return asdict(self)
 
 
-_RECORD_FIELDS = tuple(f.name for f in fields(RequestRecord))
-_as_row = attrgetter(*_RECORD_FIELDS)
+RECORD_FIELDS = tuple(f.name for f in fields(RequestRecord))
+"""The record's fields in column order."""
+_as_row = attrgetter(*RECORD_FIELDS)
 
 
 class _SQLiteAppender:
@@ -111,11 +112,11 @@ class RequestLogStore:
         # executemany as tuples. (SQLAlchemy's per-row parameter handling cost ~25 us a row,
         # paid on the event loop's thread while requests wait; this is a few.)
         compiled = insert(RequestLogRow).compile(
-            dialect=db.engine.dialect, column_keys=list(_RECORD_FIELDS)
+            dialect=db.engine.dialect, column_keys=list(RECORD_FIELDS)
         )
         self._sql = str(compiled)
         order = compiled.positiontup or []
-        assert order == list(_RECORD_FIELDS), "columns out of the record's order"
+        assert order == list(RECORD_FIELDS), "columns out of the record's order"
 
     async def insert(self, records: Sequence[RequestRecord]) -> None:
         if not records:
