@@ -40,6 +40,14 @@ def machine() -> dict[str, Any]:
     }
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (nearest rank) of ``values``; NaN for none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

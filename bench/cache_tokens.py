@@ -29,15 +29,10 @@ from tests.fake_upstream import FakeUpstream
 from tiktoken.load import load_tiktoken_bpe
 from tiktoken_ext import openai_public
 
-from bench._common import Server, machine, write_results
+from bench._common import Server, machine, percentile, write_results
 from chatgate.tokenizers import encoding_for
 
 MASTER = "bench-master-key-0123456789abcdef"
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def _run(
@@ -76,7 +71,7 @@ def cache_hits(directory: Path, upstream: FakeUpstream, count: int) -> dict[str,
         server.stop()
     return {
         "hit_server_p50_ms": statistics.median(hit_server) * 1000,
-        "hit_server_p99_ms": _pct(hit_server, 0.99) * 1000,
+        "hit_server_p99_ms": percentile(hit_server, 0.99) * 1000,
         "miss_server_p50_ms": statistics.median(miss_server) * 1000,
         "hit_wall_p50_ms": statistics.median(hit_wall) * 1000,
         "miss_wall_p50_ms": statistics.median(miss_wall) * 1000,
@@ -140,7 +135,7 @@ def budget_overhead(directory: Path, upstream: FakeUpstream, count: int) -> dict
             server.stop()
         results[name] = {
             "p50_ms": statistics.median(wall) * 1000,
-            "p99_ms": _pct(wall, 0.99) * 1000,
+            "p99_ms": percentile(wall, 0.99) * 1000,
         }
     return results
 

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 from tests.fake_upstream import FakeUpstream
 
-from bench._common import Server, machine, write_results
+from bench._common import Server, machine, percentile, write_results
 from chatgate.limits import Limiter, MemoryLimiter, RedisLimiter, ScopeLimit
 
 REDIS = "redis://127.0.0.1:6379/0"
@@ -36,11 +36,6 @@ def _config(directory: Path, upstream: FakeUpstream, limits: str) -> Path:
         f"    base_url: {upstream.base_url}\n"
     )
     return path
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def _latencies(url: str, count: int) -> list[float]:
@@ -73,7 +68,7 @@ def http_overhead(directory: Path, upstream: FakeUpstream, count: int) -> dict[s
             server.stop()
         results[name] = {
             "p50_ms": statistics.median(samples) * 1000,
-            "p99_ms": _percentile(samples, 0.99) * 1000,
+            "p99_ms": percentile(samples, 0.99) * 1000,
         }
     return results
 
@@ -102,7 +97,7 @@ def decision_cost(count: int) -> dict[str, Any]:
         samples = asyncio.run(_decisions(limiter, count))
         results[name] = {
             "p50_us": statistics.median(samples) * 1e6,
-            "p99_us": _percentile(samples, 0.99) * 1e6,
+            "p99_us": percentile(samples, 0.99) * 1e6,
         }
     return results
 

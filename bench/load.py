@@ -27,6 +27,8 @@ from typing import Any
 
 import aiohttp
 
+from bench._common import percentile
+
 try:
     import uvloop
 except ImportError:  # pragma: no cover - Windows
@@ -51,13 +53,6 @@ class LoadResult:
     @property
     def error_rate(self) -> float:
         return self.errors / self.count if self.count else 1.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _summary(

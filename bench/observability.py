@@ -22,14 +22,9 @@ import aiohttp
 import asyncpg
 from tests.fake_upstream import FakeUpstream
 
-from bench._common import Server, machine, write_results
+from bench._common import Server, machine, percentile, write_results
 from chatgate.state import Database
 from chatgate.state.request_log import RequestLogStore, RequestRecord
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def _fixed_rate(url: str, rate: float, seconds: float) -> list[float]:
@@ -71,7 +66,7 @@ def logging_overhead(directory: Path, upstream: FakeUpstream, rate: float, secon
             server.stop()
         results[name] = {
             "p50_ms": statistics.median(samples) * 1000,
-            "p99_ms": _pct(samples, 0.99) * 1000,
+            "p99_ms": percentile(samples, 0.99) * 1000,
         }
     return results
 
