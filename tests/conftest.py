@@ -5,18 +5,20 @@ from pathlib import Path
 
 import openai
 import pytest
+from llama_cpp import Llama
 from sqlalchemy import delete
 
+from chatgate.providers.local import default_model_path
 from chatgate.state import Database
 from chatgate.state.tables import StoredBodyRow
 from tests.fake_upstream import FakeUpstream
+from tests.services import postgres_database, postgres_server, redis_server
 from tests.support import (
     MASTER,
     SECRET_PATTERNS,
     STARTED_LOGS,
     UPSTREAM_KEY,
     Gateway,
-    postgres_database,
     start_gateway,
 )
 
@@ -43,6 +45,12 @@ async def async_client(gateway: Gateway) -> AsyncIterator[openai.AsyncOpenAI]:
 
 
 @pytest.fixture(scope="session")
+def vocab() -> Llama:
+    """The embedded model's tokenizer alone, to check token ids against."""
+    return Llama(str(default_model_path()), vocab_only=True, verbose=False)
+
+
+@pytest.fixture(scope="session")
 def artifacts() -> Path:
     path = Path(__file__).parent.parent / "test-artifacts"
     path.mkdir(exist_ok=True)
@@ -63,9 +71,24 @@ def upstream() -> Iterator[FakeUpstream]:
     fake.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[str]:
+    """Admin DSN of the session's PostgreSQL server (found, or started: tests/services.py)."""
+    with postgres_server() as dsn:
+        yield dsn
+
+
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    with postgres_database() as url:
+def postgres_url(postgres_admin: str) -> Iterator[str]:
+    """A fresh database for the module's tests; its SQLAlchemy URL."""
+    with postgres_database(postgres_admin) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The session's Redis (found, or started: tests/services.py)."""
+    with redis_server() as url:
         yield url
 
 

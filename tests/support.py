@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 import re
-import secrets
 import socket
 import ssl
 import subprocess
@@ -15,13 +12,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import jsonschema
 import referencing
 
@@ -196,25 +191,3 @@ def sse_events(body: bytes) -> list[str]:
     return [
         line[len("data: ") :] for line in body.decode().split("\n") if line.startswith("data: ")
     ]
-
-
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test session; its SQLAlchemy URL."""
-    name = f"chatgate_test_{secrets.token_hex(4)}"
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 
 from tests.fake_upstream import FakeUpstream
-from tests.support import MASTER, Gateway, post_json, postgres_database, raw, start_gateway
+from tests.services import postgres_database
+from tests.support import MASTER, Gateway, post_json, raw, start_gateway
 from tests.test_auth import create_key
 
 # A dollar per completion token and free prompts make the arithmetic of these tests exact.
@@ -128,10 +129,13 @@ def test_unpriced_model_cannot_be_budgeted(gateway: Gateway) -> None:
     assert response.json()["error"]["code"] == "unpriced_model"
 
 
-def test_budgets_hold_across_replicas_on_redis(upstream: FakeUpstream, tmp_path: Path) -> None:
-    extra = f"budgets: {{backend: redis, redis_prefix: test-{secrets.token_hex(4)}}}"
+def test_budgets_hold_across_replicas_on_redis(
+    upstream: FakeUpstream, tmp_path: Path, postgres_admin: str, redis_url: str
+) -> None:
+    prefix = f"test-{secrets.token_hex(4)}"
+    extra = f"budgets: {{backend: redis, redis_url: '{redis_url}', redis_prefix: {prefix}}}"
     env = {"CHATGATE_MASTER_KEY": MASTER}
-    with postgres_database() as url:
+    with postgres_database(postgres_admin) as url:
         env["CHATGATE_STORE__URL"] = url
         one = start_gateway(tmp_path / "one", config=config(upstream, extra), env=env)
         two = start_gateway(tmp_path / "two", config=config(upstream, extra), env=env)

@@ -171,9 +171,10 @@ def test_keys_do_not_share_answers_by_default(gateway: Gateway, upstream: FakeUp
 
 
 def test_shared_cache_on_redis_serves_other_replicas_and_keys(
-    upstream: FakeUpstream, tmp_path: Path
+    upstream: FakeUpstream, tmp_path: Path, redis_url: str
 ) -> None:
-    extra = f"cache: {{backend: redis, scope: shared, redis_prefix: test-{secrets.token_hex(4)}}}"
+    where = f"redis_url: '{redis_url}', redis_prefix: test-{secrets.token_hex(4)}"
+    extra = f"cache: {{backend: redis, scope: shared, {where}}}"
     one = start_gateway(tmp_path / "one", config=config(upstream, extra))
     two = start_gateway(tmp_path / "two", config=config(upstream, extra))
     try:

@@ -11,7 +11,6 @@ import pytest
 from llama_cpp import Llama
 from openai.types.chat import ChatCompletionMessageParam
 
-from chatgate.providers.local import default_model_path
 from tests.support import Gateway, assert_openai_shape, post_json
 
 MODEL = "smollm2-135m-instruct"
@@ -23,11 +22,6 @@ def chat(client: openai.OpenAI, **kwargs: Any) -> Any:
     kwargs.setdefault("messages", HELLO)
     kwargs.setdefault("max_tokens", 16)
     return client.chat.completions.create(**kwargs)
-
-
-@pytest.fixture(scope="module")
-def vocab() -> Llama:
-    return Llama(str(default_model_path()), vocab_only=True, verbose=False)
 
 
 def test_completion_has_openai_shape(gateway: Gateway) -> None:

@@ -66,7 +66,7 @@ def test_static_files_are_served_from_the_package(gateway: Gateway) -> None:
 
 def _chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert found, "Chromium is needed for the dashboard test (.ci/run installs it)"
+    assert found, "Chromium is needed for the dashboard test (scripts/test installs it)"
     return found
 
 

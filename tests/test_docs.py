@@ -80,7 +80,7 @@ def test_readme_opens_with_two_setup_commands() -> None:
     commands = re.findall(r"```bash\n(?:#.*\n)?(.+)\n```", setup)
     assert len(commands) == 2
     assert commands[0].endswith("chatgate serve")
-    assert commands[1].endswith(".venv/bin/pytest")
+    assert commands[1] == "bash scripts/test"
 
 
 def _isort(name: str) -> tuple[int, str]:

@@ -16,11 +16,13 @@ from tests.support import Gateway, start_gateway
 pytestmark = pytest.mark.slow
 
 
-def three_replicas(upstream: FakeUpstream, tmp_path: Path, limit: str) -> list[Gateway]:
+def three_replicas(
+    upstream: FakeUpstream, tmp_path: Path, redis_url: str, limit: str
+) -> list[Gateway]:
     config = f"""
 limits:
   backend: redis
-  redis_url: redis://127.0.0.1:6379/0
+  redis_url: {redis_url}
   redis_prefix: accuracy-{secrets.token_hex(4)}
   global: {{{limit}}}
 models:
@@ -52,8 +54,10 @@ async def _fire(gateways: list[Gateway], count: int) -> list[dict[str, Any] | No
         return await asyncio.gather(*(one(i) for i in range(count)))
 
 
-def test_requests_per_minute_across_three_replicas(upstream: FakeUpstream, tmp_path: Path) -> None:
-    gateways = three_replicas(upstream, tmp_path, "rpm: 100")
+def test_requests_per_minute_across_three_replicas(
+    upstream: FakeUpstream, tmp_path: Path, redis_url: str
+) -> None:
+    gateways = three_replicas(upstream, tmp_path, redis_url, "rpm: 100")
     try:
         results = asyncio.run(_fire(gateways, 600))
     finally:
@@ -63,8 +67,10 @@ def test_requests_per_minute_across_three_replicas(upstream: FakeUpstream, tmp_p
     assert 100 <= admitted <= 101, admitted
 
 
-def test_tokens_per_minute_across_three_replicas(upstream: FakeUpstream, tmp_path: Path) -> None:
-    gateways = three_replicas(upstream, tmp_path, "tpm: 2000")
+def test_tokens_per_minute_across_three_replicas(
+    upstream: FakeUpstream, tmp_path: Path, redis_url: str
+) -> None:
+    gateways = three_replicas(upstream, tmp_path, redis_url, "tpm: 2000")
     try:
         results = asyncio.run(_fire(gateways, 600))
     finally:

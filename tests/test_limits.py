@@ -20,11 +20,11 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[Limiter]:
+async def limiter(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Limiter]:
     if request.param == "memory":
         backend: Limiter = MemoryLimiter()
     else:
-        backend = RedisLimiter("redis://127.0.0.1:6379/0", prefix=f"test{secrets.token_hex(4)}")
+        backend = RedisLimiter(redis_url, prefix=f"test{secrets.token_hex(4)}")
     yield backend
     await backend.close()
 

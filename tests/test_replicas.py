@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import MASTER, Gateway, postgres_database, raw, start_gateway
+from tests.services import postgres_database
+from tests.support import MASTER, Gateway, raw, start_gateway
 from tests.test_auth import create_key
 
 pytestmark = pytest.mark.slow
@@ -28,8 +29,10 @@ def _wait_for_401(gateway: Gateway, secret: str, limit: float) -> float:
     raise AssertionError(f"still accepted after {limit}s")
 
 
-def test_revocation_reaches_another_replica_within_a_second(tmp_path: Path) -> None:
-    with postgres_database() as url:
+def test_revocation_reaches_another_replica_within_a_second(
+    tmp_path: Path, postgres_admin: str
+) -> None:
+    with postgres_database(postgres_admin) as url:
         env = {"CHATGATE_MASTER_KEY": MASTER, "CHATGATE_STORE__URL": url}
         first = start_gateway(tmp_path / "a", env=env)
         second = start_gateway(tmp_path / "b", env=env)

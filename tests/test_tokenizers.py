@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import tiktoken
+from llama_cpp import Llama
 from tiktoken.load import load_tiktoken_bpe
 from tiktoken_ext import openai_public
 
@@ -137,7 +138,36 @@ def test_tokenize_upstream_model(proxy: Gateway) -> None:
         "model": "gpt-4o",
         "count": expected,
         "max_model_len": 128000,
+        "tokens": None,  # OpenAI's chat framing tokens have no published ids
     }
+
+
+def test_tokenize_prompt_in_vllms_shape(
+    proxy: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = "Count these tokens, please."
+    body = post_json(f"{proxy.url}/tokenize", {"model": "gpt-4o", "prompt": text}).json()
+    expected = reference("o200k_base", tmp_path, monkeypatch).encode_ordinary(text)
+    assert body["tokens"] == expected
+    assert body["count"] == len(expected)
+    assert body["max_model_len"] == 128000
+
+
+def test_tokenize_local_prompt_and_messages_return_the_models_ids(
+    proxy: Gateway, vocab: Llama
+) -> None:
+    text = "Count these tokens, please."
+    body = post_json(
+        f"{proxy.url}/tokenize", {"model": "smollm2-135m-instruct", "prompt": text}
+    ).json()
+    assert body["tokens"] == vocab.tokenize(text.encode(), add_bos=False, special=True)
+    assert body["count"] == len(body["tokens"])
+    chat = post_json(
+        f"{proxy.url}/tokenize", {"model": "smollm2-135m-instruct", "messages": ASK}
+    ).json()
+    assert chat["count"] == len(chat["tokens"])
+    opening = vocab.tokenize(b"<|im_start|>assistant\n", add_bos=False, special=True)
+    assert chat["tokens"][-len(opening) :] == opening  # ready for the reply
 
 
 def test_tokenize_local_model_equals_usage(proxy: Gateway) -> None:
@@ -154,6 +184,12 @@ def test_tokenize_local_model_equals_usage(proxy: Gateway) -> None:
 def test_tokenize_bad_input(proxy: Gateway) -> None:
     assert post_json(f"{proxy.url}/tokenize", {"model": "nope", "messages": ASK}).status == 404
     assert post_json(f"{proxy.url}/tokenize", {"model": "gpt-4o"}).status == 400
+    both = post_json(f"{proxy.url}/tokenize", {"model": "gpt-4o", "prompt": "a", "messages": ASK})
+    assert both.status == 400
+    assert both.json()["error"]["param"] == "prompt"
+    wrong = post_json(f"{proxy.url}/tokenize", {"model": "gpt-4o", "prompt": 3})
+    assert wrong.status == 400
+    assert wrong.json()["error"]["param"] == "prompt"
 
 
 def test_cli_counts(tmp_path: Path) -> None:

@@ -7,7 +7,13 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from chatgate import __version__
-from chatgate.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+from chatgate.protocol import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    TokenizePromptRequest,
+    TokenizeResponse,
+)
 from chatgate.protocol.admin import (
     ApiKeyObject,
     AuditEntryObject,
@@ -53,6 +59,8 @@ _TYPES: dict[str, Any] = {
     "TokenRequest": TokenRequest,
     "Token": TokenObject,
     "AuditEntry": AuditEntryObject,
+    "TokenizeRequest": TokenizePromptRequest | ChatCompletionRequest,
+    "TokenizeResponse": TokenizeResponse,
 }
 
 
@@ -156,20 +164,8 @@ def openapi_document() -> dict[str, Any]:
             "/tokenize": {
                 "post": _operation(
                     "tokenize",
-                    _json(
-                        {
-                            "type": "object",
-                            "required": ["object", "model", "count"],
-                            "properties": {
-                                "object": {"const": "chatgate.tokenize"},
-                                "model": {"type": "string"},
-                                "count": {"type": "integer"},
-                                "max_model_len": {"type": ["integer", "null"]},
-                            },
-                        },
-                        "Prompt tokens of the request",
-                    ),
-                    body="ChatCompletionRequest",
+                    _json(_ref("TokenizeResponse"), "Tokens of the prompt"),
+                    body="TokenizeRequest",
                     errors=(400, 401, 404),
                 )
             },

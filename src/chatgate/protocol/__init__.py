@@ -31,6 +31,7 @@ from chatgate.protocol.errors import (
 )
 from chatgate.protocol.models import ModelList, ModelObject
 from chatgate.protocol.parse import parse_json_object, validate
+from chatgate.protocol.tokenize import TokenizePromptRequest, TokenizeResponse
 
 __all__ = [
     "AuthenticationError",
@@ -54,6 +55,8 @@ __all__ = [
     "ResponseMessage",
     "ServiceUnavailableError",
     "TokenLogprob",
+    "TokenizePromptRequest",
+    "TokenizeResponse",
     "TooManyRequestsError",
     "TopLogprob",
     "UnsupportedParameterError",

@@ -91,6 +91,14 @@ class Provider(Protocol):
         """Prompt tokens of ``request`` with the model's own tokenizer, if known."""
         ...
 
+    async def tokenize(
+        self, prompt: str | ChatCompletionRequest, *, add_special_tokens: bool = True
+    ) -> list[int] | None:
+        """Token ids of a plain text (``add_special_tokens``: with the model's BOS, if it has
+        one) or of a chat request's prompt as the model sees it; ``None`` where the ids are not
+        known (a hosted model's chat framing)."""
+        ...
+
     def context_window(self) -> int | None:
         """Prompt + completion tokens the model accepts, if known."""
         ...

@@ -84,6 +84,13 @@ class OpenAICompatProvider:
     async def count_tokens(self, request: ChatCompletionRequest) -> int | None:
         return chat_tokens(self._encoder, request)
 
+    async def tokenize(
+        self, prompt: str | ChatCompletionRequest, *, add_special_tokens: bool = True
+    ) -> list[int] | None:
+        if isinstance(prompt, str):
+            return self._encoder.encode_ordinary(prompt)  # OpenAI's encodings add no BOS
+        return None  # OpenAI's chat framing tokens have no published ids; the count is exact
+
     def _body(self, call: ChatCall) -> bytes:
         body = dict(call.body)
         body["model"] = self._upstream_model

@@ -92,6 +92,11 @@ class Engine:
             add_bos = False
         return list(self.llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
 
+    def tokenize_text(self, text: str, *, add_bos: bool) -> list[int]:
+        """A plain text's tokens, with the model's BOS first if asked and the model uses one."""
+        add_bos = add_bos and bool(self._model.add_bos_token())
+        return list(self.llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
+
     def run(self, job: GenerationJob) -> None:
         for choice, params in enumerate(job.params):
             if job.cancel.is_set():

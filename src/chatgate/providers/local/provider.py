@@ -124,6 +124,14 @@ class LocalProvider:
         engine, template = await self._ready_engine()
         return len(engine.tokenize(template.render(request)))
 
+    async def tokenize(
+        self, prompt: str | ChatCompletionRequest, *, add_special_tokens: bool = True
+    ) -> list[int] | None:
+        engine, template = await self._ready_engine()
+        if isinstance(prompt, str):
+            return engine.tokenize_text(prompt, add_bos=add_special_tokens)
+        return engine.tokenize(template.render(prompt))
+
     async def _ready_engine(self) -> tuple[Engine, ChatTemplate]:
         if self._loaded is None:
             raise ServiceUnavailableError("The model is not started.")
