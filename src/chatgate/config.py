@@ -45,6 +45,7 @@ __all__ = [
     "ObservabilityConfig",
     "OpenAICompatModelConfig",
     "PricingSpec",
+    "PromptsConfig",
     "RoutingConfig",
     "ServerConfig",
     "Settings",
@@ -219,6 +220,15 @@ class ObservabilityConfig(_Section):
     otel_service_name: str = "chatgate"
 
 
+class PromptsConfig(_Section):
+    directory: Path | None = None
+    """A folder of template files (`*.yaml`, `*.yml`, `*.json`) pushed at start; each file's
+    `labels` are moved to the version it holds (git-friendly prompt management)."""
+    poll_interval: Annotated[float, Field(gt=0)] = 1.0
+    """Seconds a replica trusts its cached label lookups before checking the store for
+    changes (labels moved through this replica apply at once)."""
+
+
 class RoutingConfig(_Section):
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     """Extra attempts per model on 429, 5xx, connection errors and timeouts."""
@@ -387,6 +397,7 @@ class Settings(BaseSettings):
     cache: CacheConfig = CacheConfig()
     budgets: BudgetsConfig = BudgetsConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
+    prompts: PromptsConfig = PromptsConfig()
     models: list[ModelConfig] = Field(default_factory=_default_models)
     auto_models: list[AutoModelConfig] = []
     """Model ids that pick a real model per request, by rules (routing for cost)."""

@@ -23,6 +23,7 @@ from chatgate.api.chat import ChatEndpoint
 from chatgate.api.middleware import RequestIdMiddleware
 from chatgate.api.models import ModelEndpoints
 from chatgate.api.openapi import openapi_document
+from chatgate.api.prompts import PromptEndpoints
 from chatgate.api.tokenize import TokenizeEndpoint
 from chatgate.api.tokens import TokenEndpoint
 from chatgate.config import Settings, load_settings
@@ -94,6 +95,7 @@ def create_app(settings: Settings) -> Starlette:
     models = ModelEndpoints(services.registry, auth, [a.name for a in settings.auto_models])
     admin = AdminEndpoints(services)
     tokenize = TokenizeEndpoint(services.registry, auth)
+    prompts = PromptEndpoints(services.prompts, auth)
     document = orjson.dumps(openapi_document())
 
     async def openapi(request: Request) -> Response:
@@ -131,6 +133,22 @@ def create_app(settings: Settings) -> Starlette:
             Route("/admin/keys/{key_id}", admin.revoke_key, methods=["DELETE"]),
             Route("/admin/keys/{key_id}/rotate", admin.rotate_key, methods=["POST"]),
             Route("/admin/audit", admin.audit, methods=["GET"]),
+            Route("/admin/prompts", prompts.push, methods=["POST"]),
+            Route("/admin/prompts", prompts.list_prompts, methods=["GET"]),
+            Route("/admin/prompts/{prompt_id}", prompts.get_prompt, methods=["GET"]),
+            Route("/admin/prompts/{prompt_id}/history", prompts.history, methods=["GET"]),
+            Route("/admin/prompts/{prompt_id}/render", prompts.render, methods=["POST"]),
+            Route(
+                "/admin/prompts/{prompt_id}/versions/{version}",
+                prompts.get_version,
+                methods=["GET"],
+            ),
+            Route("/admin/prompts/{prompt_id}/labels/{label}", prompts.set_label, methods=["PUT"]),
+            Route(
+                "/admin/prompts/{prompt_id}/labels/{label}/rollback",
+                prompts.rollback,
+                methods=["POST"],
+            ),
             Route("/admin/limits", admin.limits, methods=["GET"]),
             Route("/admin/routing", admin.routing, methods=["GET"]),
             Route("/admin/usage", admin.usage, methods=["GET"]),

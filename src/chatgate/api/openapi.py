@@ -24,6 +24,7 @@ from chatgate.protocol.admin import (
     TokenRequest,
 )
 from chatgate.protocol.models import ModelList, ModelObject
+from chatgate.protocol.prompts import PromptLabelRequest, PromptPush, PromptVersionObject
 
 __all__ = ["openapi_document"]
 
@@ -61,6 +62,9 @@ _TYPES: dict[str, Any] = {
     "AuditEntry": AuditEntryObject,
     "TokenizeRequest": TokenizePromptRequest | ChatCompletionRequest,
     "TokenizeResponse": TokenizeResponse,
+    "PromptLabelRequest": PromptLabelRequest,
+    "PromptPush": PromptPush,
+    "PromptVersion": PromptVersionObject,
 }
 
 
@@ -109,6 +113,73 @@ def _operation(
 
 def _path_param(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _prompt_paths(auth_errors: tuple[int, ...]) -> dict[str, Any]:
+    prompt_id = _path_param("prompt_id")
+    label = (prompt_id, _path_param("label"))
+    version = _json(_ref("PromptVersion"), "A prompt version")
+    moved = _json({"type": "object"}, "Where the label points now, and where it pointed before")
+    return {
+        "/admin/prompts": {
+            "post": _operation(
+                "pushPrompt",
+                version,
+                body="PromptPush",
+                errors=(400, *auth_errors),
+                status="201",
+            ),
+            "get": _operation(
+                "listPrompts", _json({"type": "object"}, "Prompts"), errors=auth_errors
+            ),
+        },
+        "/admin/prompts/{prompt_id}": {
+            "get": _operation(
+                "getPrompt",
+                _json({"type": "object"}, "A prompt's versions and labels"),
+                errors=(*auth_errors, 404),
+                parameters=(prompt_id,),
+            )
+        },
+        "/admin/prompts/{prompt_id}/versions/{version}": {
+            "get": _operation(
+                "getPromptVersion",
+                version,
+                errors=(400, *auth_errors, 404),
+                parameters=(prompt_id, _path_param("version")),
+            )
+        },
+        "/admin/prompts/{prompt_id}/history": {
+            "get": _operation(
+                "promptLabelHistory",
+                _json({"type": "object"}, "Every move of the prompt's labels"),
+                errors=(*auth_errors, 404),
+                parameters=(prompt_id,),
+            )
+        },
+        "/admin/prompts/{prompt_id}/render": {
+            "post": _operation(
+                "renderPrompt",
+                _json({"type": "object"}, "The rendered messages"),
+                errors=(400, *auth_errors),
+                parameters=(prompt_id,),
+            )
+        },
+        "/admin/prompts/{prompt_id}/labels/{label}": {
+            "put": _operation(
+                "setPromptLabel",
+                moved,
+                body="PromptLabelRequest",
+                errors=(400, *auth_errors, 404, 409),
+                parameters=label,
+            )
+        },
+        "/admin/prompts/{prompt_id}/labels/{label}/rollback": {
+            "post": _operation(
+                "rollbackPromptLabel", moved, errors=(400, *auth_errors, 404), parameters=label
+            )
+        },
+    }
 
 
 def openapi_document() -> dict[str, Any]:
@@ -206,6 +277,7 @@ def openapi_document() -> dict[str, Any]:
                     "listAudit", _json(_list_of("AuditEntry"), "Admin actions"), errors=auth_errors
                 )
             },
+            **_prompt_paths(auth_errors),
             "/admin/limits": {
                 "get": _operation(
                     "limitsStatus",

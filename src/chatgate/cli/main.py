@@ -8,6 +8,7 @@ from chatgate import __version__
 from chatgate.cli.audit import audit
 from chatgate.cli.db import db
 from chatgate.cli.keys import keys
+from chatgate.cli.prompts import prompts
 from chatgate.cli.serve import serve
 from chatgate.cli.tokens import tokens
 from chatgate.cli.usage import usage
@@ -21,7 +22,7 @@ def cli() -> None:
     """chatgate: an OpenAI-compatible ChatGPT-API gateway with an embedded local model."""
 
 
-for command in (serve, keys, db, audit, tokens, usage):
+for command in (serve, keys, prompts, db, audit, tokens, usage):
     cli.add_command(command)
 
 

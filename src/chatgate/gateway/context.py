@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chatgate.gateway.auth import Principal
+from chatgate.gateway.prompts import PromptUse
 from chatgate.gateway.registry import Deployment, ModelGroup
 from chatgate.gateway.streams import ChunkStream
 from chatgate.protocol import ChatCompletion, ChatCompletionRequest
@@ -41,6 +42,8 @@ class ChatContext:
     """``cache`` or ``coalesced`` when no upstream call was made for this request."""
     served_by: Deployment | None = None
     """The deployment that answered (set by the router)."""
+    prompt: PromptUse | None = None
+    """The template this request was rendered from, if any."""
     marks: dict[str, float] = field(default_factory=dict)
     """Monotonic times of ``upstream_start``, ``first_chunk`` and ``upstream_end``."""
     """Seconds spent in named steps (e.g. ``limit``), reported in ``Server-Timing``."""

@@ -187,6 +187,10 @@ class Observer:
             stream=bool(ctx and ctx.stream),
             priority=("critical", "normal", "low")[ctx.call.priority] if ctx else None,
         )
+        if ctx is not None and ctx.prompt is not None:
+            record.prompt_id = ctx.prompt.id
+            record.prompt_version = ctx.prompt.version
+            record.prompt_label = ctx.prompt.label
         label = self._label(model)
         m = self.metrics
         m.requests.labels(label, str(status)).inc()

@@ -10,6 +10,7 @@ from typing import Any
 from chatgate.gateway.auth import Principal
 from chatgate.gateway.auto import AUTO_HEADER, TASK_HEADER, AutoModels
 from chatgate.gateway.context import ChatContext, Next, Outcome, Stage
+from chatgate.gateway.prompts import PromptLibrary
 from chatgate.gateway.registry import ModelRegistry
 from chatgate.gateway.tracing import Tracing
 from chatgate.protocol import ChatCompletionRequest
@@ -34,8 +35,10 @@ class Pipeline:
         request_timeout: float,
         auto: AutoModels | None = None,
         tracing: Tracing | None = None,
+        prompts: PromptLibrary | None = None,
     ):
         self.registry = registry
+        self.prompts = prompts
         self.auto = auto
         self.tracing = tracing
         if tracing is not None:
@@ -55,6 +58,9 @@ class Pipeline:
         principal: Principal,
         headers: Mapping[str, str] | None = None,
     ) -> tuple[Outcome, ChatContext]:
+        prompt = None
+        if self.prompts is not None:
+            request, prompt = await self.prompts.apply(request, body)
         chosen = None
         if self.auto is not None and request.model in self.auto:
             task = (headers or {}).get(TASK_HEADER)
@@ -69,6 +75,7 @@ class Pipeline:
             principal=principal,
             headers=headers or {},
             deadline=time.monotonic() + self._timeout,
+            prompt=prompt,
         )
         if chosen is not None:
             ctx.response_headers[AUTO_HEADER] = chosen

@@ -21,6 +21,7 @@ from chatgate.gateway.auth import Authenticator
 from chatgate.gateway.auto import AutoModels
 from chatgate.gateway.observe import Metrics, Observer
 from chatgate.gateway.pipeline import Pipeline
+from chatgate.gateway.prompts import PromptLibrary, check_directory
 from chatgate.gateway.registry import ModelRegistry
 from chatgate.gateway.routing import Router
 from chatgate.gateway.stages import (
@@ -35,7 +36,9 @@ from chatgate.gateway.tokens import TokenSigner
 from chatgate.gateway.tracing import tracing_from_config
 from chatgate.limits import Limiter, MemoryLimiter, RedisLimiter
 from chatgate.limits.waiting import PriorityGate
+from chatgate.prompts.template import PromptError
 from chatgate.state import AuditLog, BodyStore, Database, Keyring, KeyStore
+from chatgate.state.prompts import PromptStore
 from chatgate.state.request_log import RequestLogStore
 from chatgate.state.spend import SpendStore
 from chatgate.state.token_uses import TokenUses
@@ -66,8 +69,14 @@ def master_key(settings: Settings) -> str | None:
 
 
 def validate_secrets(settings: Settings) -> str | None:
-    """Resolve every secret config names (raising ConfigError); returns the master key."""
+    """Resolve every secret config names and check the prompt template folder (raising
+    ConfigError); returns the master key."""
     Keyring.from_config(settings.encryption)
+    if settings.prompts.directory is not None:
+        try:
+            check_directory(settings.prompts.directory)
+        except PromptError as exc:
+            raise ConfigError(f"prompts.directory: {exc.message}") from None
     tracing = tracing_from_config(settings.observability)  # the otel extra is installed
     if tracing is not None:
         tracing.shutdown()
@@ -136,6 +145,9 @@ class Services:
             else MemoryBudgets()
         )
         self.spend = SpendStore(self.db)
+        self.prompts = PromptLibrary(
+            PromptStore(self.db), poll_interval=settings.prompts.poll_interval
+        )
         self.budgets = BudgetStage(self.budget_counters, self.spend, spending, limits)
         self.pipeline = Pipeline(
             self.registry,
@@ -155,6 +167,7 @@ class Services:
             request_timeout=settings.server.request_timeout,
             auto=AutoModels(settings.auto_models, self.registry),
             tracing=self.tracing,
+            prompts=self.prompts,
         )
         known = {name for g in self.registry.groups for name in (g.name, *g.aliases)}
         known |= {a.name for a in settings.auto_models}
@@ -195,6 +208,8 @@ class Services:
     async def start(self) -> None:
         if self.settings.store.migrate_on_start:
             await self.db.upgrade()
+        if self.settings.prompts.directory is not None:
+            await self.prompts.load_directory(self.settings.prompts.directory)
         await self.authenticator.start()
         await self.budgets.start()
         await self.observer.start()

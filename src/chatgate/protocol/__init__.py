@@ -16,6 +16,7 @@ from chatgate.protocol.chat import (
 from chatgate.protocol.errors import (
     AuthenticationError,
     ChatgateError,
+    ConflictError,
     ContextLengthExceededError,
     InvalidRequestError,
     ModelNotFoundError,
@@ -43,6 +44,7 @@ __all__ = [
     "ChunkChoice",
     "ChunkDelta",
     "CompletionUsage",
+    "ConflictError",
     "ContextLengthExceededError",
     "InvalidRequestError",
     "Logprobs",

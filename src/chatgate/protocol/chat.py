@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from typing_extensions import TypedDict
 
+from chatgate.protocol.prompts import PromptReference
+
 __all__ = [
     "AssistantMessage",
     "ChatCompletion",
@@ -222,7 +224,8 @@ _Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
 class ChatCompletionRequest(_Wire):
     """``POST /v1/chat/completions``, fields in the order of OpenAI's reference."""
 
-    messages: Annotated[list[Message], Field(min_length=1)]
+    messages: list[Message] = []
+    """Required, and not empty, unless ``prompt`` renders the conversation's start."""
     model: Annotated[str, Field(min_length=1)]
     store: bool | None = None
     reasoning_effort: str | None = None
@@ -252,9 +255,19 @@ class ChatCompletionRequest(_Wire):
     user: str | None = None
     # --- chatgate extensions (removed before a request goes upstream) ---
     context: ContextOptions | None = None
+    prompt: PromptReference | None = None
+    """A stored prompt template to render into the first messages (Responses-style)."""
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> ChatCompletionRequest:
+        if not self.messages and self.prompt is None:
+            if "messages" not in self.model_fields_set:
+                raise _FieldError("messages", "Missing required parameter: 'messages'.")
+            raise _FieldError(
+                "messages",
+                "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+                "but got an empty array instead.",
+            )
         if self.top_logprobs is not None and not self.logprobs:
             raise _FieldError("top_logprobs", "`top_logprobs` requires `logprobs` to be true.")
         if self.stream_options is not None and not self.stream:

@@ -9,6 +9,7 @@ Hierarchy::
     +-- AuthenticationError            (401 authentication_error, code invalid_api_key)
     +-- PermissionDeniedError          (403 permission_error, code permission_denied)
     +-- TooManyRequestsError           (429 rate_limit_error)
+    +-- ConflictError                  (409 invalid_request_error)
     +-- NotFoundError                  (404 invalid_request_error)
     |   +-- ModelNotFoundError         (404 invalid_request_error, code model_not_found)
     +-- OverloadedError                (503 server_error, code server_overloaded)
@@ -26,6 +27,7 @@ from typing import Any, ClassVar
 __all__ = [
     "AuthenticationError",
     "ChatgateError",
+    "ConflictError",
     "ContextLengthExceededError",
     "InvalidRequestError",
     "ModelNotFoundError",
@@ -104,6 +106,14 @@ class TooManyRequestsError(ChatgateError):
     status = 429
     type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
+
+
+class ConflictError(ChatgateError):
+    """The change lost a race (a compare-and-swap found another value)."""
+
+    status = 409
+    type = "invalid_request_error"
+    default_code = "conflict"
 
 
 class NotFoundError(ChatgateError):

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from operator import attrgetter
 from typing import Any, Literal
 
-from sqlalchemy import Float, delete, func, insert, select
+from sqlalchemy import Float, String, cast, delete, func, insert, select
 from sqlalchemy.engine import make_url
 
 from chatgate.state.db import Database
@@ -19,7 +19,7 @@ from chatgate.state.tables import RequestLogRow
 
 __all__ = ["GROUPS", "RECORD_FIELDS", "RequestLogStore", "RequestRecord", "UsageRow", "WindowStats"]
 
-GROUPS = ("key", "owner", "model", "day")
+GROUPS = ("key", "owner", "model", "day", "prompt")
 
 
 @dataclass(slots=True)
@@ -48,6 +48,9 @@ class RequestRecord:
     attempts: int
     stream: bool
     priority: str | None
+    prompt_id: str | None = None
+    prompt_version: int | None = None
+    prompt_label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,13 +223,17 @@ class RequestLogStore:
 
     async def usage(
         self,
-        group_by: Literal["key", "owner", "model", "day"],
+        group_by: Literal["key", "owner", "model", "day", "prompt"],
         start: float | None = None,
         end: float | None = None,
     ) -> list[UsageRow]:
         column: Any
         if group_by == "day":
             column = func.floor(RequestLogRow.at / 86400)
+        elif group_by == "prompt":  # id@version of the template the request was rendered from
+            column = RequestLogRow.prompt_id.concat("@").concat(
+                cast(RequestLogRow.prompt_version, String)
+            )
         else:
             column = {
                 "key": RequestLogRow.key_id,

@@ -12,6 +12,9 @@ __all__ = [
     "ApiKeySecretRow",
     "AuditRow",
     "Base",
+    "PromptLabelEventRow",
+    "PromptLabelRow",
+    "PromptVersionRow",
     "RequestLogRow",
     "SpendRow",
     "StateVersionRow",
@@ -122,6 +125,9 @@ class RequestLogRow(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     stream: Mapped[bool]
     priority: Mapped[str | None] = mapped_column(String(16))
+    prompt_id: Mapped[str | None] = mapped_column(String(128))
+    prompt_version: Mapped[int | None] = mapped_column(Integer)
+    prompt_label: Mapped[str | None] = mapped_column(String(64))
 
 
 class StoredBodyRow(Base):
@@ -135,3 +141,40 @@ class StoredBodyRow(Base):
     nonce: Mapped[bytes] = mapped_column(LargeBinary)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class PromptVersionRow(Base):
+    """One immutable version of a prompt template."""
+
+    __tablename__ = "prompt_versions"
+    prompt_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    definition: Mapped[dict[str, Any]]
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class PromptLabelRow(Base):
+    """Where a label (``production``, ``staging``, ...) of a prompt points now."""
+
+    __tablename__ = "prompt_labels"
+    prompt_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    label: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class PromptLabelEventRow(Base):
+    """Every move of a label, oldest first: its history, and what a rollback returns to."""
+
+    __tablename__ = "prompt_label_events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    prompt_id: Mapped[str] = mapped_column(String(128))
+    label: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    previous_version: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[float] = mapped_column(Float)
+    actor: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_prompt_label_events_prompt_label", "prompt_id", "label", "id"),)
