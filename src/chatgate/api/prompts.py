@@ -56,6 +56,18 @@ def _json(payload: object, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
+def _label_moved(prompt_id: str, label: str, version: int, previous: int | None) -> Response:
+    return _json(
+        {
+            "object": "prompt.label",
+            "id": prompt_id,
+            "label": label,
+            "version": version,
+            "previous_version": previous,
+        }
+    )
+
+
 def _missing(prompt_id: str) -> NotFoundError:
     return NotFoundError(f"No prompt `{prompt_id}`.", param="id", code="prompt_not_found")
 
@@ -157,15 +169,7 @@ class PromptEndpoints:
                 code="label_conflict",
             ) from None
         self._library.invalidate()
-        return _json(
-            {
-                "object": "prompt.label",
-                "id": prompt_id,
-                "label": label,
-                "version": move.version,
-                "previous_version": previous,
-            }
-        )
+        return _label_moved(prompt_id, label, move.version, previous)
 
     async def rollback(self, request: Request) -> Response:
         actor = (await require_admin(request, self._auth)).actor
@@ -179,15 +183,7 @@ class PromptEndpoints:
                 code="prompt_label_not_found",
             ) from None
         self._library.invalidate()
-        return _json(
-            {
-                "object": "prompt.label",
-                "id": prompt_id,
-                "label": label,
-                "version": moved_to,
-                "previous_version": moved_from,
-            }
-        )
+        return _label_moved(prompt_id, label, moved_to, moved_from)
 
     async def history(self, request: Request) -> Response:
         await require_admin(request, self._auth)
