@@ -21,6 +21,8 @@ BENCHMARKS = {
     "cache_tokens": "cache hits, token counting, budget reservations",
     "observability": "request log cost and sustained write rate",
     "stream_local": "embedded model streaming, 1 stream (see also: embedded)",
+    "guards": "guard latency (PII + moderation on 1 kB), moderation precision and recall",
+    "evals": "eval harness throughput through chatgate, concurrency 1 vs 8 vs 32",
 }
 
 

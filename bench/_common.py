@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import statistics
@@ -17,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psutil
 
 RESULTS = Path(__file__).parent / "results"
@@ -187,3 +189,24 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+async def timed_requests(
+    url: str, body: dict[str, Any], count: int, key: str
+) -> tuple[list[float], list[float]]:
+    """``count`` chat requests one after another: (end-to-end seconds, server-side seconds
+    from ``Server-Timing: total``) per request."""
+    wall, server = [], []
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession() as session:
+        for _ in range(count):
+            started = time.perf_counter()
+            async with session.post(f"{url}/v1/chat/completions", json=body, headers=headers) as r:
+                await r.read()
+                assert r.status == 200, r.status
+                timing = r.headers["server-timing"]
+            wall.append(time.perf_counter() - started)
+            match = re.search(r"total;dur=([\d.]+)", timing)
+            assert match
+            server.append(float(match.group(1)) / 1000)
+    return wall, server

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import gzip
 import importlib.resources
-import re
 import secrets
 import statistics
 import tempfile
@@ -29,30 +28,10 @@ from tests.fake_upstream import FakeUpstream
 from tiktoken.load import load_tiktoken_bpe
 from tiktoken_ext import openai_public
 
-from bench._common import Server, machine, percentile, write_results
+from bench._common import Server, machine, percentile, timed_requests, write_results
 from chatgate.tokenizers import encoding_for
 
 MASTER = "bench-master-key-0123456789abcdef"
-
-
-async def _run(
-    url: str, body: dict[str, Any], count: int, key: str
-) -> tuple[list[float], list[float]]:
-    """(end-to-end seconds, server-side seconds) per request."""
-    wall, server = [], []
-    headers = {"Authorization": f"Bearer {key}"}
-    async with aiohttp.ClientSession() as session:
-        for _ in range(count):
-            started = time.perf_counter()
-            async with session.post(f"{url}/v1/chat/completions", json=body, headers=headers) as r:
-                await r.read()
-                assert r.status == 200, r.status
-                timing = r.headers["server-timing"]
-            wall.append(time.perf_counter() - started)
-            match = re.search(r"total;dur=([\d.]+)", timing)
-            assert match
-            server.append(float(match.group(1)) / 1000)
-    return wall, server
 
 
 def cache_hits(directory: Path, upstream: FakeUpstream, count: int) -> dict[str, Any]:
@@ -64,9 +43,9 @@ def cache_hits(directory: Path, upstream: FakeUpstream, count: int) -> dict[str,
     try:
         hit = {"model": "echo", "messages": [{"role": "user", "content": "hi"}], "temperature": 0}
         miss = {**hit, "temperature": 1}
-        asyncio.run(_run(server.url, hit, 20, "unused"))  # warm, and fill the cache
-        hit_wall, hit_server = asyncio.run(_run(server.url, hit, count, "unused"))
-        miss_wall, miss_server = asyncio.run(_run(server.url, miss, count, "unused"))
+        asyncio.run(timed_requests(server.url, hit, 20, "unused"))  # warm, and fill the cache
+        hit_wall, hit_server = asyncio.run(timed_requests(server.url, hit, count, "unused"))
+        miss_wall, miss_server = asyncio.run(timed_requests(server.url, miss, count, "unused"))
     finally:
         server.stop()
     return {
@@ -128,7 +107,7 @@ def budget_overhead(directory: Path, upstream: FakeUpstream, count: int) -> dict
                 "max_tokens": 5,
             }
             wall, _ = asyncio.run(
-                _run(server.url, body, count + 20, key if name != "no budget" else MASTER)
+                timed_requests(server.url, body, count + 20, key if name != "no budget" else MASTER)
             )
             wall = wall[20:]
         finally:

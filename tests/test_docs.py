@@ -25,14 +25,19 @@ from chatgate.config import (
     CorsConfig,
     EncryptionConfig,
     EncryptionKeyConfig,
+    ExperimentConfig,
+    GuardPolicy,
+    GuardsConfig,
     LimitsConfig,
     LocalModelConfig,
+    ModerationConfig,
     OpenAICompatModelConfig,
     PromptsConfig,
     RoutingConfig,
     ServerConfig,
     Settings,
     StoreConfig,
+    VariantConfig,
     load_settings,
 )
 
@@ -57,11 +62,16 @@ def test_every_setting_is_in_the_configuration_reference() -> None:
         "cache": CacheConfig,
         "budgets": BudgetsConfig,
         "prompts": PromptsConfig,
+        "guards": GuardsConfig,
+        "guards.moderation": ModerationConfig,
+        "guards.policies.*": GuardPolicy,
+        "experiments[]": ExperimentConfig,
+        "experiments[].variants[]": VariantConfig,
         "auto_models[]": AutoModelConfig,
         "auto_models[].rules[]": AutoRule,
         "models[]": LocalModelConfig,
     }
-    top = ("models", "auto_models", *sections)
+    top = ("models", "auto_models", "experiments", *sections)
     keys = [name for name in Settings.model_fields if name not in top]
     for prefix, model in sections.items():
         keys += _keys(prefix, model)

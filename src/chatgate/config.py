@@ -38,10 +38,14 @@ __all__ = [
     "DegradedResponse",
     "EncryptionConfig",
     "EncryptionKeyConfig",
+    "ExperimentConfig",
+    "GuardPolicy",
+    "GuardsConfig",
     "LimitSpec",
     "LimitsConfig",
     "LocalModelConfig",
     "ModelConfig",
+    "ModerationConfig",
     "ObservabilityConfig",
     "OpenAICompatModelConfig",
     "PricingSpec",
@@ -50,6 +54,7 @@ __all__ = [
     "ServerConfig",
     "Settings",
     "StoreConfig",
+    "VariantConfig",
     "load_settings",
     "resolve_secret",
 ]
@@ -220,6 +225,81 @@ class ObservabilityConfig(_Section):
     otel_service_name: str = "chatgate"
 
 
+GuardAction = Literal["off", "flag", "block"]
+PII_KIND_NAMES = (  # in priority order: where two findings overlap, the earlier kind wins
+    "secret",
+    "url_credentials",
+    "email",
+    "iban",
+    "card",
+    "national_id",
+    "ip",
+    "phone",
+)
+
+
+class GuardPolicy(_Section):
+    """What the guards do with a request and its answer. `flag` records (response header,
+    request log); `block` refuses the request, or ends the answer with
+    `finish_reason: content_filter`."""
+
+    input_moderation: GuardAction = "off"
+    """The request's user and tool messages through the moderation classifier."""
+    output_moderation: GuardAction = "off"
+    """The answer through the moderation classifier (streams as they arrive)."""
+    prompt_injection: GuardAction = "off"
+    """Injection heuristics over user and tool messages."""
+    pii: Literal["off", "flag", "block", "mask", "pseudonymize"] = "off"
+    """Personal data and secrets in the request: `mask` replaces them for good (`<EMAIL>`),
+    `pseudonymize` with placeholders (`<EMAIL_1>`) put back in the answer."""
+    pii_kinds: list[Literal[PII_KIND_NAMES]] = list(PII_KIND_NAMES)  # type: ignore[valid-type]
+    output_checks: GuardAction = "block"
+    """A prompt template's `checks` on the answer."""
+    blocked_reply: str | None = None
+    """Answer a blocked request with this text (`finish_reason: content_filter`) instead of a
+    400 `content_policy_violation`."""
+
+
+class ModerationConfig(_Section):
+    engine: Literal["rules", "upstream"] = "rules"
+    """`rules`: the offline classifier; `upstream`: an OpenAI-compatible moderation model."""
+    threshold: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """Score at which the offline classifier flags a category."""
+    base_url: str | None = None
+    """Upstream engine: the API's base URL (e.g. `https://api.openai.com/v1`)."""
+    model: str = "omni-moderation-latest"
+    api_key_env: str | None = None
+    """Upstream engine: environment variable holding its API key."""
+    timeout: Annotated[float, Field(gt=0)] = 10.0
+
+    @model_validator(mode="after")
+    def _upstream_needs_url(self) -> ModerationConfig:
+        if self.engine == "upstream" and not self.base_url:
+            raise ValueError("engine `upstream` needs `base_url`")
+        return self
+
+
+class GuardsConfig(_Section):
+    moderation: ModerationConfig = ModerationConfig()
+    policies: dict[str, GuardPolicy] = {}
+    """Named policies; a request gets its template's `guard_policy`, else its key's
+    `metadata.guard_policy`, else its model's (`models`), else `default_policy`."""
+    default_policy: str | None = None
+    models: dict[str, str] = {}
+    """`{model name: policy name}`."""
+    phone_region: str = "US"
+    """Region for phone numbers written without a country code."""
+
+    @model_validator(mode="after")
+    def _known_policies(self) -> GuardsConfig:
+        named = [("default_policy", self.default_policy)]
+        named += [(f"models.{m}", p) for m, p in self.models.items()]
+        for where, name in named:
+            if name is not None and name not in self.policies:
+                raise ValueError(f"{where}: unknown policy `{name}`")
+        return self
+
+
 class PromptsConfig(_Section):
     directory: Path | None = None
     """A folder of template files (`*.yaml`, `*.yml`, `*.json`) pushed at start; each file's
@@ -311,6 +391,51 @@ class AutoRule(_Section):
     """Matches prompts of at least this many tokens."""
 
 
+class VariantConfig(_Section):
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    weight: Annotated[float, Field(gt=0)] = 1.0
+    """Share of the experiment's traffic, relative to the other variants' weights."""
+    model: str | None = None
+    """Serve this variant with another model."""
+    system: str | None = None
+    """Replace the first system (or developer) message with this, or put it first."""
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    prompt_version: Annotated[int, Field(ge=1)] | None = None
+    """For a template's experiment: render this version of it."""
+
+
+class ExperimentConfig(_Section):
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    model: str | None = None
+    """Traffic to this model is split (give `model` or `prompt`)."""
+    prompt: str | None = None
+    """Traffic rendered from this prompt template is split."""
+    sticky: Literal["user", "key"] = "user"
+    """The unit that always sees the same variant: the request's `user` (else its key), or
+    the key."""
+    variants: Annotated[list[VariantConfig], Field(min_length=2)]
+    """The first is the control the others are compared with."""
+    metric: Literal["score", "label"] = "score"
+    """The primary metric from `/v1/feedback`: the mean `score`, or the share of feedback
+    whose `label` is `success_label`."""
+    success_label: str = "good"
+    horizon: Annotated[int, Field(ge=30)] = 200
+    """Feedback per variant before the report decides (fixed horizon: no peeking)."""
+    alpha: Annotated[float, Field(gt=0, lt=0.5)] = 0.05
+    """Significance level of the test at the horizon (two-sided)."""
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ExperimentConfig:
+        if (self.model is None) == (self.prompt is None):
+            raise ValueError("give `model` or `prompt` (which traffic to split)")
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError("variant names must differ")
+        return self
+
+
 class AutoModelConfig(_Section):
     name: Annotated[str, Field(min_length=1)]
     """The id clients send, e.g. `auto`."""
@@ -398,9 +523,12 @@ class Settings(BaseSettings):
     budgets: BudgetsConfig = BudgetsConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     prompts: PromptsConfig = PromptsConfig()
+    guards: GuardsConfig = GuardsConfig()
     models: list[ModelConfig] = Field(default_factory=_default_models)
     auto_models: list[AutoModelConfig] = []
     """Model ids that pick a real model per request, by rules (routing for cost)."""
+    experiments: list[ExperimentConfig] = []
+    """A/B experiments: a model's or template's traffic split between variants."""
 
     @property
     def store_url(self) -> str:
@@ -421,6 +549,15 @@ class Settings(BaseSettings):
             for target in [auto.default, *(rule.model for rule in auto.rules)]:
                 if target not in owner:
                     raise ValueError(f"auto_models[{i}]: unknown model `{target}`")
+        seen: set[str] = set()
+        for i, experiment in enumerate(self.experiments):
+            if experiment.name in seen:
+                raise ValueError(f"experiments[{i}]: duplicate name `{experiment.name}`")
+            seen.add(experiment.name)
+            models = [experiment.model, *(v.model for v in experiment.variants)]
+            for named in models:
+                if named is not None and named not in owner:
+                    raise ValueError(f"experiments[{i}]: unknown model `{named}`")
         for i, model in enumerate(self.models):
             for fallback in model.fallbacks:
                 if fallback not in owner:

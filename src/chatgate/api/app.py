@@ -20,8 +20,10 @@ from starlette.staticfiles import StaticFiles
 
 from chatgate.api.admin import AdminEndpoints
 from chatgate.api.chat import ChatEndpoint
+from chatgate.api.experiments import ExperimentEndpoints
 from chatgate.api.middleware import RequestIdMiddleware
 from chatgate.api.models import ModelEndpoints
+from chatgate.api.moderations import ModerationEndpoint
 from chatgate.api.openapi import openapi_document
 from chatgate.api.prompts import PromptEndpoints
 from chatgate.api.tokenize import TokenizeEndpoint
@@ -96,6 +98,8 @@ def create_app(settings: Settings) -> Starlette:
     admin = AdminEndpoints(services)
     tokenize = TokenizeEndpoint(services.registry, auth)
     prompts = PromptEndpoints(services.prompts, auth)
+    moderations = ModerationEndpoint(services.guards, auth)
+    experiments = ExperimentEndpoints(settings.experiments, services.feedback, auth)
     document = orjson.dumps(openapi_document())
 
     async def openapi(request: Request) -> Response:
@@ -123,6 +127,10 @@ def create_app(settings: Settings) -> Starlette:
                 methods=["POST"],
             ),
             Route("/v1/models", models.list, methods=["GET"]),
+            Route("/v1/moderations", moderations.create, methods=["POST"]),
+            Route("/v1/feedback", experiments.feedback, methods=["POST"]),
+            Route("/admin/experiments", experiments.list_experiments, methods=["GET"]),
+            Route("/admin/experiments/{name}/report", experiments.report, methods=["GET"]),
             Route("/v1/models/{model:path}", models.retrieve, methods=["GET"]),
             Route("/v1/tokens", TokenEndpoint(auth).mint, methods=["POST"]),
             Route("/tokenize", tokenize.count, methods=["POST"]),

@@ -23,7 +23,9 @@ from chatgate.protocol.admin import (
     TokenObject,
     TokenRequest,
 )
+from chatgate.protocol.feedback import FeedbackRequest
 from chatgate.protocol.models import ModelList, ModelObject
+from chatgate.protocol.moderations import ModerationRequest, ModerationResponse
 from chatgate.protocol.prompts import PromptLabelRequest, PromptPush, PromptVersionObject
 
 __all__ = ["openapi_document"]
@@ -62,6 +64,9 @@ _TYPES: dict[str, Any] = {
     "AuditEntry": AuditEntryObject,
     "TokenizeRequest": TokenizePromptRequest | ChatCompletionRequest,
     "TokenizeResponse": TokenizeResponse,
+    "FeedbackRequest": FeedbackRequest,
+    "ModerationRequest": ModerationRequest,
+    "ModerationResponse": ModerationResponse,
     "PromptLabelRequest": PromptLabelRequest,
     "PromptPush": PromptPush,
     "PromptVersion": PromptVersionObject,
@@ -222,6 +227,38 @@ def openapi_document() -> dict[str, Any]:
                     _json(_ref("Model"), "One model"),
                     errors=(401, 404),
                     parameters=(_path_param("model"),),
+                )
+            },
+            "/v1/moderations": {
+                "post": _operation(
+                    "createModeration",
+                    _json(_ref("ModerationResponse"), "Moderation results, one per input"),
+                    body="ModerationRequest",
+                    errors=(400, *auth_errors),
+                )
+            },
+            "/v1/feedback": {
+                "post": _operation(
+                    "createFeedback",
+                    _json({"type": "object"}, "The feedback, stored"),
+                    body="FeedbackRequest",
+                    errors=(400, *auth_errors),
+                    status="201",
+                )
+            },
+            "/admin/experiments": {
+                "get": _operation(
+                    "listExperiments",
+                    _json({"type": "object"}, "Configured experiments"),
+                    errors=auth_errors,
+                )
+            },
+            "/admin/experiments/{name}/report": {
+                "get": _operation(
+                    "experimentReport",
+                    _json({"type": "object"}, "Per-variant results, comparisons, decision"),
+                    errors=(*auth_errors, 404),
+                    parameters=(_path_param("name"),),
                 )
             },
             "/v1/tokens": {

@@ -7,6 +7,8 @@ import click
 from chatgate import __version__
 from chatgate.cli.audit import audit
 from chatgate.cli.db import db
+from chatgate.cli.evals import evals
+from chatgate.cli.experiments import experiments
 from chatgate.cli.keys import keys
 from chatgate.cli.prompts import prompts
 from chatgate.cli.serve import serve
@@ -22,7 +24,7 @@ def cli() -> None:
     """chatgate: an OpenAI-compatible ChatGPT-API gateway with an embedded local model."""
 
 
-for command in (serve, keys, prompts, db, audit, tokens, usage):
+for command in (serve, keys, prompts, experiments, evals, db, audit, tokens, usage):
     cli.add_command(command)
 
 

@@ -57,7 +57,7 @@ class Principal:
         return self.token is None or glob_allows(self.token.models, model)
 
     def check_endpoint(self, endpoint: str) -> None:
-        if self.token is not None and endpoint not in ("chat.completions", "models"):
+        if self.token is not None and endpoint not in ("chat.completions", "models", "feedback"):
             raise PermissionDeniedError(f"Browser tokens may not call `{endpoint}`.")
         scopes = self.key.allowed_endpoints if self.key is not None else ()
         if scopes and endpoint not in scopes:

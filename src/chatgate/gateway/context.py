@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chatgate.gateway.auth import Principal
+from chatgate.gateway.experiments import Assignment
+from chatgate.gateway.guards import GuardFlags
 from chatgate.gateway.prompts import PromptUse
 from chatgate.gateway.registry import Deployment, ModelGroup
 from chatgate.gateway.streams import ChunkStream
@@ -44,6 +46,10 @@ class ChatContext:
     """The deployment that answered (set by the router)."""
     prompt: PromptUse | None = None
     """The template this request was rendered from, if any."""
+    assignment: Assignment | None = None
+    """The experiment variant this request was served as, if any."""
+    guard_flags: GuardFlags = field(default_factory=GuardFlags)
+    """What the guards found (``pii:email``, ``moderation:hate``, ...)."""
     marks: dict[str, float] = field(default_factory=dict)
     """Monotonic times of ``upstream_start``, ``first_chunk`` and ``upstream_end``."""
     """Seconds spent in named steps (e.g. ``limit``), reported in ``Server-Timing``."""

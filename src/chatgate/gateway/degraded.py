@@ -10,7 +10,7 @@ from chatgate.gateway.context import ChatContext, Outcome
 from chatgate.gateway.streams import peek
 from chatgate.protocol import ChatCompletion, ChatCompletionChunk, ChunkDelta
 
-__all__ = ["DEGRADED_HEADER", "canned"]
+__all__ = ["DEGRADED_HEADER", "canned", "canned_outcome"]
 
 DEGRADED_HEADER = "x-chatgate-degraded"
 
@@ -22,7 +22,12 @@ async def canned(ctx: ChatContext, reason: str) -> Outcome | None:
         return None
     ctx.response_headers[DEGRADED_HEADER] = reason
     ctx.response_headers["x-chatgate-model"] = ctx.model.name
-    identity = f"chatcmpl-degraded-{secrets.token_hex(8)}"
+    return await canned_outcome(ctx, config.content, "stop", "degraded")
+
+
+async def canned_outcome(ctx: ChatContext, content: str, finish: str, kind: str) -> Outcome:
+    """An answer chatgate writes itself (no model call), as a completion or a stream."""
+    identity = f"chatcmpl-{kind}-{secrets.token_hex(8)}"
     created = int(time.time())
     if not ctx.stream:
         completion: ChatCompletion = {
@@ -33,19 +38,19 @@ async def canned(ctx: ChatContext, reason: str) -> Outcome | None:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": config.content, "refusal": None},
+                    "message": {"role": "assistant", "content": content, "refusal": None},
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": finish,
                 }
             ],
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
         }
         return completion
-    return await peek(_chunks(ctx, identity, created, config.content))
+    return await peek(_chunks(ctx, identity, created, content, finish))
 
 
 async def _chunks(
-    ctx: ChatContext, identity: str, created: int, content: str
+    ctx: ChatContext, identity: str, created: int, content: str, finish: str
 ) -> AsyncIterator[ChatCompletionChunk]:
     def chunk(delta: ChunkDelta, finish: str | None) -> ChatCompletionChunk:
         out: ChatCompletionChunk = {
@@ -61,7 +66,7 @@ async def _chunks(
 
     yield chunk({"role": "assistant", "content": ""}, None)
     yield chunk({"content": content}, None)
-    yield chunk({}, "stop")
+    yield chunk({}, finish)
     if ctx.request.include_usage_chunk:
         final = chunk({}, None)
         final["choices"] = []

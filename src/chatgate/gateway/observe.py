@@ -187,10 +187,8 @@ class Observer:
             stream=bool(ctx and ctx.stream),
             priority=("critical", "normal", "low")[ctx.call.priority] if ctx else None,
         )
-        if ctx is not None and ctx.prompt is not None:
-            record.prompt_id = ctx.prompt.id
-            record.prompt_version = ctx.prompt.version
-            record.prompt_label = ctx.prompt.label
+        if ctx is not None:
+            _annotate(record, ctx)
         label = self._label(model)
         m = self.metrics
         m.requests.labels(label, str(status)).inc()
@@ -275,3 +273,15 @@ writes keep request latency flat where one large one shows up in the p99 (bench/
 def _fields(record: RequestRecord) -> dict[str, object]:
     # Flat record of plain values: getattr per field is ~10x cheaper than dataclasses.asdict.
     return {name: getattr(record, name) for name in RECORD_FIELDS}
+
+
+def _annotate(record: RequestRecord, ctx: ChatContext) -> None:
+    """The record's fields from the request's template and guards."""
+    record.guard_flags = ctx.guard_flags.text()
+    if ctx.assignment is not None:
+        record.experiment = ctx.assignment.experiment
+        record.variant = ctx.assignment.variant
+    if ctx.prompt is not None:
+        record.prompt_id = ctx.prompt.id
+        record.prompt_version = ctx.prompt.version
+        record.prompt_label = ctx.prompt.label

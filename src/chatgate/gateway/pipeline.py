@@ -10,6 +10,7 @@ from typing import Any
 from chatgate.gateway.auth import Principal
 from chatgate.gateway.auto import AUTO_HEADER, TASK_HEADER, AutoModels
 from chatgate.gateway.context import ChatContext, Next, Outcome, Stage
+from chatgate.gateway.experiments import Experiments
 from chatgate.gateway.prompts import PromptLibrary
 from chatgate.gateway.registry import ModelRegistry
 from chatgate.gateway.tracing import Tracing
@@ -36,9 +37,11 @@ class Pipeline:
         auto: AutoModels | None = None,
         tracing: Tracing | None = None,
         prompts: PromptLibrary | None = None,
+        experiments: Experiments | None = None,
     ):
         self.registry = registry
         self.prompts = prompts
+        self.experiments = experiments if experiments else None
         self.auto = auto
         self.tracing = tracing
         if tracing is not None:
@@ -58,6 +61,9 @@ class Pipeline:
         principal: Principal,
         headers: Mapping[str, str] | None = None,
     ) -> tuple[Outcome, ChatContext]:
+        assignment = None
+        if self.experiments is not None:
+            request, assignment = self.experiments.apply(request, body, principal, request_id)
         prompt = None
         if self.prompts is not None:
             request, prompt = await self.prompts.apply(request, body)
@@ -76,6 +82,7 @@ class Pipeline:
             headers=headers or {},
             deadline=time.monotonic() + self._timeout,
             prompt=prompt,
+            assignment=assignment,
         )
         if chosen is not None:
             ctx.response_headers[AUTO_HEADER] = chosen

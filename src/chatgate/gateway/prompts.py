@@ -47,6 +47,7 @@ class PromptUse:
     version: int
     label: str | None
     checks: OutputChecks | None
+    guard_policy: str | None = None
 
 
 def _check_id(prompt_id: str) -> None:
@@ -104,8 +105,15 @@ def check_directory(directory: Path) -> None:
 
 
 class PromptLibrary:
-    def __init__(self, store: PromptStore, *, poll_interval: float = 1.0):
+    def __init__(
+        self,
+        store: PromptStore,
+        *,
+        poll_interval: float = 1.0,
+        guard_policies: frozenset[str] | None = None,
+    ):
         self.store = store
+        self._guard_policies = guard_policies
         self._interval = poll_interval
         self._compiled: dict[tuple[str, int], CompiledPrompt] = {}
         self._labels: dict[tuple[str, str], int] = {}
@@ -128,7 +136,10 @@ class PromptLibrary:
         body["messages"] = rendered + list(body.get("messages") or [])
         for name, value in compiled.definition.parameters.items():
             body.setdefault(name, value)
-        use = PromptUse(compiled.id, compiled.version, label, compiled.definition.checks)
+        definition = compiled.definition
+        use = PromptUse(
+            compiled.id, compiled.version, label, definition.checks, definition.guard_policy
+        )
         return validate(ChatCompletionRequest, body), use
 
     async def resolve(self, reference: PromptReference) -> tuple[CompiledPrompt, str | None]:
@@ -203,6 +214,12 @@ class PromptLibrary:
         """Check and store a version (the same content again finds the existing one)."""
         _check_id(prompt_id)
         compile_prompt(prompt_id, 0, definition)  # raises PromptError naming the problem
+        policy = definition.guard_policy
+        if self._guard_policies is not None and policy and policy not in self._guard_policies:
+            raise PromptError(
+                f"Unknown guard policy `{policy}` (configured: {sorted(self._guard_policies)}).",
+                param="guard_policy",
+            )
         stored, created = await self.store.push(
             prompt_id,
             orjson.loads(orjson.dumps(definition.model_dump(mode="json", exclude_none=True))),

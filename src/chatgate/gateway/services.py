@@ -19,6 +19,8 @@ from chatgate.cache import MemoryCache, RedisCache, ResponseCache
 from chatgate.config import ConfigError, Settings, resolve_secret
 from chatgate.gateway.auth import Authenticator
 from chatgate.gateway.auto import AutoModels
+from chatgate.gateway.experiments import Experiments
+from chatgate.gateway.guards import Guards
 from chatgate.gateway.observe import Metrics, Observer
 from chatgate.gateway.pipeline import Pipeline
 from chatgate.gateway.prompts import PromptLibrary, check_directory
@@ -30,6 +32,7 @@ from chatgate.gateway.stages import (
     CacheStage,
     ContextStage,
     DeadlineStage,
+    GuardStage,
     RateLimitStage,
 )
 from chatgate.gateway.tokens import TokenSigner
@@ -38,6 +41,7 @@ from chatgate.limits import Limiter, MemoryLimiter, RedisLimiter
 from chatgate.limits.waiting import PriorityGate
 from chatgate.prompts.template import PromptError
 from chatgate.state import AuditLog, BodyStore, Database, Keyring, KeyStore
+from chatgate.state.feedback import FeedbackStore
 from chatgate.state.prompts import PromptStore
 from chatgate.state.request_log import RequestLogStore
 from chatgate.state.spend import SpendStore
@@ -145,14 +149,19 @@ class Services:
             else MemoryBudgets()
         )
         self.spend = SpendStore(self.db)
+        self.feedback = FeedbackStore(self.db)
+        self.guards = Guards(settings.guards)
         self.prompts = PromptLibrary(
-            PromptStore(self.db), poll_interval=settings.prompts.poll_interval
+            PromptStore(self.db),
+            poll_interval=settings.prompts.poll_interval,
+            guard_policies=self.guards.policy_names,
         )
         self.budgets = BudgetStage(self.budget_counters, self.spend, spending, limits)
         self.pipeline = Pipeline(
             self.registry,
             [
                 AccessStage(),
+                GuardStage(self.guards),
                 ContextStage(),
                 self.rate_limits,
                 self.budgets,
@@ -168,6 +177,7 @@ class Services:
             auto=AutoModels(settings.auto_models, self.registry),
             tracing=self.tracing,
             prompts=self.prompts,
+            experiments=Experiments(settings.experiments, self.registry),
         )
         known = {name for g in self.registry.groups for name in (g.name, *g.aliases)}
         known |= {a.name for a in settings.auto_models}
@@ -227,6 +237,7 @@ class Services:
         await self.budgets.close()
         await self.budget_counters.close()
         await self.response_cache.close()
+        await self.guards.close()
         await self.authenticator.close()
         await self.observer.close()
         await self.db.close()

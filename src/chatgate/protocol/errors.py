@@ -6,6 +6,7 @@ Hierarchy::
     +-- InvalidRequestError            (400 invalid_request_error)
     |   +-- ContextLengthExceededError (400 invalid_request_error, code context_length_exceeded)
     |   +-- UnsupportedParameterError  (400 invalid_request_error, code unsupported_parameter)
+    |   +-- ContentPolicyError         (400 invalid_request_error, code content_policy_violation)
     +-- AuthenticationError            (401 authentication_error, code invalid_api_key)
     +-- PermissionDeniedError          (403 permission_error, code permission_denied)
     +-- TooManyRequestsError           (429 rate_limit_error)
@@ -28,6 +29,7 @@ __all__ = [
     "AuthenticationError",
     "ChatgateError",
     "ConflictError",
+    "ContentPolicyError",
     "ContextLengthExceededError",
     "InvalidRequestError",
     "ModelNotFoundError",
@@ -88,6 +90,12 @@ class ContextLengthExceededError(InvalidRequestError):
 
 class UnsupportedParameterError(InvalidRequestError):
     default_code = "unsupported_parameter"
+
+
+class ContentPolicyError(InvalidRequestError):
+    """A guard refused the request (moderation, personal data, prompt injection)."""
+
+    default_code = "content_policy_violation"
 
 
 class AuthenticationError(ChatgateError):

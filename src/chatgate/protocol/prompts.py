@@ -116,6 +116,8 @@ class PromptDefinition(_Strict):
     """Defaults for request parameters (temperature, max_tokens, response_format, ...); the
     request's own values win."""
     checks: OutputChecks | None = None
+    guard_policy: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    """The `guards.policies` entry for requests rendered from this template."""
     description: Annotated[str, Field(max_length=2000)] | None = None
 
     @field_validator("parameters")

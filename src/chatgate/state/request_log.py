@@ -51,6 +51,9 @@ class RequestRecord:
     prompt_id: str | None = None
     prompt_version: int | None = None
     prompt_label: str | None = None
+    guard_flags: str | None = None
+    experiment: str | None = None
+    variant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ __all__ = [
     "ApiKeySecretRow",
     "AuditRow",
     "Base",
+    "FeedbackRow",
     "PromptLabelEventRow",
     "PromptLabelRow",
     "PromptVersionRow",
@@ -128,6 +129,11 @@ class RequestLogRow(Base):
     prompt_id: Mapped[str | None] = mapped_column(String(128))
     prompt_version: Mapped[int | None] = mapped_column(Integer)
     prompt_label: Mapped[str | None] = mapped_column(String(64))
+    guard_flags: Mapped[str | None] = mapped_column(String(500))
+    experiment: Mapped[str | None] = mapped_column(String(64))
+    variant: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_request_log_experiment", "experiment", "variant"),)
 
 
 class StoredBodyRow(Base):
@@ -178,3 +184,17 @@ class PromptLabelEventRow(Base):
     actor: Mapped[str] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_prompt_label_events_prompt_label", "prompt_id", "label", "id"),)
+
+
+class FeedbackRow(Base):
+    """What a caller said about an answer (``POST /v1/feedback``)."""
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(128), index=True)
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    """Who gave it (only feedback from the key that made the request counts in reports)."""
+    score: Mapped[float | None] = mapped_column(Float)
+    label: Mapped[str | None] = mapped_column(String(64))
+    comment: Mapped[str | None] = mapped_column(String(2000))
+    at: Mapped[float] = mapped_column(Float)

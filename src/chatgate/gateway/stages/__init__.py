@@ -5,6 +5,7 @@ from chatgate.gateway.stages.budget import BudgetStage
 from chatgate.gateway.stages.cache import CacheStage
 from chatgate.gateway.stages.context import ContextStage
 from chatgate.gateway.stages.deadline import DeadlineStage
+from chatgate.gateway.stages.guard import GuardStage
 from chatgate.gateway.stages.ratelimit import RateLimitStage
 
 __all__ = [
@@ -13,5 +14,6 @@ __all__ = [
     "CacheStage",
     "ContextStage",
     "DeadlineStage",
+    "GuardStage",
     "RateLimitStage",
 ]

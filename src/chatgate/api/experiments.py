@@ -1,0 +1,66 @@
+"""``POST /v1/feedback`` (any key, about its own answers) and the experiments' admin views:
+``GET /admin/experiments`` and ``GET /admin/experiments/{name}/report``."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from chatgate.api.auth import authenticate, require_admin
+from chatgate.config import ExperimentConfig
+from chatgate.gateway import Authenticator
+from chatgate.gateway.experiment_report import experiment_report
+from chatgate.protocol import NotFoundError, parse_json_object, validate
+from chatgate.protocol.feedback import FeedbackRequest
+from chatgate.state.feedback import FeedbackStore
+
+__all__ = ["ExperimentEndpoints"]
+
+
+def _json(payload: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+class ExperimentEndpoints:
+    def __init__(
+        self,
+        experiments: list[ExperimentConfig],
+        feedback: FeedbackStore,
+        authenticator: Authenticator,
+    ):
+        self._experiments = {e.name: e for e in experiments}
+        self._feedback = feedback
+        self._auth = authenticator
+
+    async def feedback(self, request: Request) -> Response:
+        principal = await authenticate(request, self._auth, "feedback")
+        body = validate(FeedbackRequest, parse_json_object(await request.body()))
+        feedback_id = await self._feedback.add(
+            body.request_id,
+            key_id=principal.key.id if principal.key is not None else None,
+            score=body.score,
+            label=body.label,
+            comment=body.comment,
+        )
+        return _json(
+            {"object": "feedback", "id": f"fb_{feedback_id}", "request_id": body.request_id}, 201
+        )
+
+    async def list_experiments(self, request: Request) -> Response:
+        await require_admin(request, self._auth)
+        data = [
+            {"object": "experiment", **e.model_dump(mode="json")}
+            for e in self._experiments.values()
+        ]
+        return _json({"object": "list", "data": data})
+
+    async def report(self, request: Request) -> Response:
+        await require_admin(request, self._auth)
+        name = request.path_params["name"]
+        experiment = self._experiments.get(name)
+        if experiment is None:
+            raise NotFoundError(
+                f"No experiment `{name}`.", param="name", code="experiment_not_found"
+            )
+        return _json(experiment_report(experiment, await self._feedback.experiment(name)))
