@@ -25,6 +25,8 @@ Any other model is answered like ``echo``.
 Every request's upstream model is appended to ``arrivals`` as it arrives.
 - ``set-cookie``: like ``echo``, and sets a cookie (as load balancers in front of APIs do).
 - ``stream-cut-clean``: two chunks, then a clean end with no finish and no ``[DONE]``.
+
+``POST /v1/moderations`` flags ``violence`` in any input containing ``flag-me``.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class FakeUpstream:
             self._release = asyncio.Event()
             app = web.Application()
             app.router.add_post("/v1/chat/completions", self._chat)
+            app.router.add_post("/v1/moderations", self._moderations)
             app.router.add_post("/control/release", self._release_held)
             self._runner = web.AppRunner(app, handle_signals=False)
             loop.run_until_complete(self._runner.setup())
@@ -173,6 +176,23 @@ class FakeUpstream:
                 response.set_cookie("__lb_affinity", f"for-{text}", path="/")
             return response
         return await self._stream(request, model, text, body, drop=fault == "drop")
+
+    async def _moderations(self, request: web.Request) -> web.Response:
+        """A moderation model that flags ``violence`` in any input containing ``flag-me``."""
+        body = await request.json()
+        self.received.append(Received(dict(request.headers), body))
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        results = []
+        for text in inputs:
+            hit = "flag-me" in str(text)
+            results.append(
+                {
+                    "flagged": hit,
+                    "categories": {"violence": hit, "hate": False},
+                    "category_scores": {"violence": 0.97 if hit else 0.01, "hate": 0.0},
+                }
+            )
+        return web.json_response({"id": "modr-fake", "model": body["model"], "results": results})
 
     async def _release_held(self, request: web.Request) -> web.Response:
         assert self._release is not None

@@ -258,3 +258,36 @@ def test_template_output_checks_end_streams_with_content_filter(
     assert ask(client, "echo-checked", '{"b": 2}', **as_json).choices[0].finish_reason == (
         "content_filter"
     )
+
+
+def test_an_upstream_moderation_model(tmp_path_factory: pytest.TempPathFactory) -> None:
+    fake = FakeUpstream()
+    fake.start()
+    config = {
+        "guards": {
+            "moderation": {"engine": "upstream", "base_url": fake.base_url,
+                           "api_key_env": "MODERATION_KEY"},
+            "policies": {"strict": {"input_moderation": "block"}},
+            "default_policy": "strict",
+        },
+        "models": [{"name": "echo", "provider": "openai_compat", "base_url": fake.base_url}],
+    }  # fmt: skip
+    server = start_gateway(
+        tmp_path_factory.mktemp("upstream-moderation"),
+        config=json.dumps(config),
+        env={"MODERATION_KEY": "mod-secret-123456"},
+    )
+    try:
+        client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+        result = client.moderations.create(input=["fine", "please flag-me"])
+        assert [r.flagged for r in result.results] == [False, True]
+        assert result.results[1].category_scores.violence == pytest.approx(0.97)
+        assert result.model == "omni-moderation-latest"
+        asked = fake.received[-1]
+        assert asked.headers["Authorization"] == "Bearer mod-secret-123456"
+        with pytest.raises(openai.BadRequestError):
+            ask(client, "echo", "flag-me now")
+        assert ask(client, "echo", "all fine").choices[0].message.content == "all fine"
+    finally:
+        server.stop()
+        fake.stop()
