@@ -39,6 +39,7 @@ __all__ = [
     "EncryptionConfig",
     "EncryptionKeyConfig",
     "ExperimentConfig",
+    "FilesConfig",
     "GuardPolicy",
     "GuardsConfig",
     "LimitSpec",
@@ -300,6 +301,13 @@ class GuardsConfig(_Section):
         return self
 
 
+class FilesConfig(_Section):
+    max_bytes: Annotated[int, Field(ge=1)] = 200 * 1024 * 1024
+    """Largest file `/v1/files` accepts (OpenAI's batch input limit is 200 MB)."""
+    batch_expiry: Annotated[float, Field(gt=0)] = 30 * 86400
+    """Seconds until files with purpose `batch` and `batch_output` expire (OpenAI: 30 days)."""
+
+
 class PromptsConfig(_Section):
     directory: Path | None = None
     """A folder of template files (`*.yaml`, `*.yml`, `*.json`) pushed at start; each file's
@@ -524,6 +532,7 @@ class Settings(BaseSettings):
     observability: ObservabilityConfig = ObservabilityConfig()
     prompts: PromptsConfig = PromptsConfig()
     guards: GuardsConfig = GuardsConfig()
+    files: FilesConfig = FilesConfig()
     models: list[ModelConfig] = Field(default_factory=_default_models)
     auto_models: list[AutoModelConfig] = []
     """Model ids that pick a real model per request, by rules (routing for cost)."""

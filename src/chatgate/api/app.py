@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from chatgate.api.admin import AdminEndpoints
 from chatgate.api.chat import ChatEndpoint
 from chatgate.api.experiments import ExperimentEndpoints
+from chatgate.api.files import FileEndpoints
 from chatgate.api.middleware import RequestIdMiddleware
 from chatgate.api.models import ModelEndpoints
 from chatgate.api.moderations import ModerationEndpoint
@@ -100,6 +101,7 @@ def create_app(settings: Settings) -> Starlette:
     prompts = PromptEndpoints(services.prompts, auth)
     moderations = ModerationEndpoint(services.guards, auth)
     experiments = ExperimentEndpoints(settings.experiments, services.feedback, auth)
+    files = FileEndpoints(services.files, auth, settings.files)
     document = orjson.dumps(openapi_document())
 
     async def openapi(request: Request) -> Response:
@@ -129,6 +131,11 @@ def create_app(settings: Settings) -> Starlette:
             Route("/v1/models", models.list, methods=["GET"]),
             Route("/v1/moderations", moderations.create, methods=["POST"]),
             Route("/v1/feedback", experiments.feedback, methods=["POST"]),
+            Route("/v1/files", files.create, methods=["POST"]),
+            Route("/v1/files", files.list_files, methods=["GET"]),
+            Route("/v1/files/{file_id}", files.retrieve, methods=["GET"]),
+            Route("/v1/files/{file_id}", files.delete, methods=["DELETE"]),
+            Route("/v1/files/{file_id}/content", files.content, methods=["GET"]),
             Route("/admin/experiments", experiments.list_experiments, methods=["GET"]),
             Route("/admin/experiments/{name}/report", experiments.report, methods=["GET"]),
             Route("/v1/models/{model:path}", models.retrieve, methods=["GET"]),

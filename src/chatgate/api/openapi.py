@@ -7,6 +7,8 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from chatgate import __version__
+from chatgate.api._schema import _json, _list_of, _operation, _path_param, _ref
+from chatgate.api.openapi_data import data_paths
 from chatgate.protocol import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -71,53 +73,6 @@ _TYPES: dict[str, Any] = {
     "PromptPush": PromptPush,
     "PromptVersion": PromptVersionObject,
 }
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _list_of(name: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["object", "data"],
-        "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": _ref(name)}},
-    }
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _operation(
-    operation_id: str,
-    ok: dict[str, Any],
-    *,
-    body: str | None = None,
-    errors: tuple[int, ...] = (),
-    parameters: tuple[dict[str, Any], ...] = (),
-    status: str = "200",
-    public: bool = False,
-) -> dict[str, Any]:
-    error = _json(_ref("Error"), "Error in OpenAI's shape")
-    operation: dict[str, Any] = {
-        "operationId": operation_id,
-        "responses": {status: ok, **{str(s): error for s in errors}},
-    }
-    if body is not None:
-        operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": _ref(body)}},
-        }
-    if parameters:
-        operation["parameters"] = list(parameters)
-    if public:
-        operation["security"] = []
-    return operation
-
-
-def _path_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
 def _prompt_paths(auth_errors: tuple[int, ...]) -> dict[str, Any]:
@@ -315,6 +270,7 @@ def openapi_document() -> dict[str, Any]:
                 )
             },
             **_prompt_paths(auth_errors),
+            **data_paths(auth_errors),
             "/admin/limits": {
                 "get": _operation(
                     "limitsStatus",

@@ -42,6 +42,7 @@ from chatgate.limits.waiting import PriorityGate
 from chatgate.prompts.template import PromptError
 from chatgate.state import AuditLog, BodyStore, Database, Keyring, KeyStore
 from chatgate.state.feedback import FeedbackStore
+from chatgate.state.files import FileStore
 from chatgate.state.prompts import PromptStore
 from chatgate.state.request_log import RequestLogStore
 from chatgate.state.spend import SpendStore
@@ -150,6 +151,7 @@ class Services:
         )
         self.spend = SpendStore(self.db)
         self.feedback = FeedbackStore(self.db)
+        self.files = FileStore(self.db, self.keyring)
         self.guards = Guards(settings.guards)
         self.prompts = PromptLibrary(
             PromptStore(self.db),

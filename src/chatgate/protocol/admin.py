@@ -23,7 +23,16 @@ __all__ = [
     "TokenRequest",
 ]
 
-ENDPOINTS = ("chat.completions", "feedback", "models", "moderations", "tokens", "tokenize")
+ENDPOINTS = (
+    "batches",
+    "chat.completions",
+    "feedback",
+    "files",
+    "models",
+    "moderations",
+    "tokens",
+    "tokenize",
+)
 """Endpoint scopes a key may be limited to (empty list: all of them)."""
 
 _Name = Annotated[str, Field(min_length=1, max_length=200)]

@@ -13,6 +13,8 @@ __all__ = [
     "AuditRow",
     "Base",
     "FeedbackRow",
+    "FileChunkRow",
+    "FileRow",
     "PromptLabelEventRow",
     "PromptLabelRow",
     "PromptVersionRow",
@@ -198,3 +200,30 @@ class FeedbackRow(Base):
     label: Mapped[str | None] = mapped_column(String(64))
     comment: Mapped[str | None] = mapped_column(String(2000))
     at: Mapped[float] = mapped_column(Float)
+
+
+class FileRow(Base):
+    """An uploaded (or batch-produced) file; its bytes live sealed in ``file_chunks``."""
+
+    __tablename__ = "files"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    owner: Mapped[str | None] = mapped_column(String(200), index=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(512))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+    expires_at: Mapped[float | None] = mapped_column(Float)
+
+
+class FileChunkRow(Base):
+    """One piece of a file's content, sealed with the keyring (context: file id and piece)."""
+
+    __tablename__ = "file_chunks"
+    file_id: Mapped[str] = mapped_column(
+        ForeignKey("files.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
