@@ -119,11 +119,18 @@ def test_pagination(gateway: Gateway) -> None:
         ({"purpose": "batch"}, "file"),
         ({"file": ("a.txt", b"x")}, "purpose"),
         ({"file": ("a.txt", b"x"), "purpose": "batch_output"}, "purpose"),
-        ({"file": ("a.txt", b"x"), "purpose": "batch", "expires_after[anchor]": "created_at",
-          "expires_after[seconds]": "10"}, "expires_after.seconds"),
+        (
+            {
+                "file": ("a.txt", b"x"),
+                "purpose": "batch",
+                "expires_after[anchor]": "created_at",
+                "expires_after[seconds]": "10",
+            },
+            "expires_after.seconds",
+        ),
         ({"file": ("big.bin", b"x" * 3_000_001), "purpose": "batch"}, "file"),
     ],
-)  # fmt: skip
+)
 def test_bad_uploads_are_clear_400s(gateway: Gateway, fields: dict[str, Any], param: str) -> None:
     boundary = "chatgate-test-boundary"
     parts = []

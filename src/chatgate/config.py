@@ -30,6 +30,7 @@ __all__ = [
     "AuthConfig",
     "AutoModelConfig",
     "AutoRule",
+    "BatchesConfig",
     "BudgetSpec",
     "BudgetsConfig",
     "CacheConfig",
@@ -308,6 +309,23 @@ class FilesConfig(_Section):
     """Seconds until files with purpose `batch` and `batch_output` expire (OpenAI: 30 days)."""
 
 
+class BatchesConfig(_Section):
+    runner: Literal["server", "off"] = "server"
+    """`server`: every `chatgate serve` process also works on batches (with SQLite, the one
+    server does it all); `off`: only `chatgate worker` processes do (PostgreSQL)."""
+    concurrency: Annotated[int, Field(ge=1, le=1024)] = 16
+    """Lines in flight per runner."""
+    lease_seconds: Annotated[float, Field(ge=1)] = 60.0
+    """How long a runner owns a line without renewing; a dead runner's lines are taken over
+    after this."""
+    poll_interval: Annotated[float, Field(gt=0)] = 0.5
+    """Seconds an idle runner waits before looking for work again."""
+    max_attempts: Annotated[int, Field(ge=1)] = 5
+    """Tries per line on transient failures (429, 503, internal) before it is an error line."""
+    max_lines: Annotated[int, Field(ge=1)] = 50_000
+    """Lines a batch may hold (OpenAI's limit)."""
+
+
 class PromptsConfig(_Section):
     directory: Path | None = None
     """A folder of template files (`*.yaml`, `*.yml`, `*.json`) pushed at start; each file's
@@ -533,6 +551,7 @@ class Settings(BaseSettings):
     prompts: PromptsConfig = PromptsConfig()
     guards: GuardsConfig = GuardsConfig()
     files: FilesConfig = FilesConfig()
+    batches: BatchesConfig = BatchesConfig()
     models: list[ModelConfig] = Field(default_factory=_default_models)
     auto_models: list[AutoModelConfig] = []
     """Model ids that pick a real model per request, by rules (routing for cost)."""

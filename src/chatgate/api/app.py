@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from chatgate.api.admin import AdminEndpoints
+from chatgate.api.batches import BatchEndpoints
 from chatgate.api.chat import ChatEndpoint
 from chatgate.api.experiments import ExperimentEndpoints
 from chatgate.api.files import FileEndpoints
@@ -102,6 +103,7 @@ def create_app(settings: Settings) -> Starlette:
     moderations = ModerationEndpoint(services.guards, auth)
     experiments = ExperimentEndpoints(settings.experiments, services.feedback, auth)
     files = FileEndpoints(services.files, auth, settings.files)
+    batches = BatchEndpoints(services.batches, services.files, auth, services.batch_runner)
     document = orjson.dumps(openapi_document())
 
     async def openapi(request: Request) -> Response:
@@ -136,6 +138,10 @@ def create_app(settings: Settings) -> Starlette:
             Route("/v1/files/{file_id}", files.retrieve, methods=["GET"]),
             Route("/v1/files/{file_id}", files.delete, methods=["DELETE"]),
             Route("/v1/files/{file_id}/content", files.content, methods=["GET"]),
+            Route("/v1/batches", batches.create, methods=["POST"]),
+            Route("/v1/batches", batches.list_batches, methods=["GET"]),
+            Route("/v1/batches/{batch_id}", batches.retrieve, methods=["GET"]),
+            Route("/v1/batches/{batch_id}/cancel", batches.cancel, methods=["POST"]),
             Route("/admin/experiments", experiments.list_experiments, methods=["GET"]),
             Route("/admin/experiments/{name}/report", experiments.report, methods=["GET"]),
             Route("/v1/models/{model:path}", models.retrieve, methods=["GET"]),

@@ -91,8 +91,9 @@ class FileEndpoints:
                     f"{list(UPLOAD_PURPOSES)}.",
                     param="purpose",
                 )
-            expires_at = self._expires_at(form.get("expires_after[anchor]"),
-                                          form.get("expires_after[seconds]"), purpose)  # fmt: skip
+            expires_at = self._expires_at(
+                form.get("expires_after[anchor]"), form.get("expires_after[seconds]"), purpose
+            )
             key = principal.key
 
             async def pieces() -> AsyncIterator[bytes]:

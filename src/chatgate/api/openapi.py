@@ -25,6 +25,7 @@ from chatgate.protocol.admin import (
     TokenObject,
     TokenRequest,
 )
+from chatgate.protocol.batches import BatchCreateRequest
 from chatgate.protocol.feedback import FeedbackRequest
 from chatgate.protocol.models import ModelList, ModelObject
 from chatgate.protocol.moderations import ModerationRequest, ModerationResponse
@@ -66,6 +67,7 @@ _TYPES: dict[str, Any] = {
     "AuditEntry": AuditEntryObject,
     "TokenizeRequest": TokenizePromptRequest | ChatCompletionRequest,
     "TokenizeResponse": TokenizeResponse,
+    "BatchCreateRequest": BatchCreateRequest,
     "FeedbackRequest": FeedbackRequest,
     "ModerationRequest": ModerationRequest,
     "ModerationResponse": ModerationResponse,

@@ -43,7 +43,30 @@ def data_paths(auth_errors: tuple[int, ...]) -> dict[str, Any]:
             }
         },
     }
+    batch_id = (_path_param("batch_id"),)
+    batch = _json({"type": "object", "required": ["id", "object", "status"]}, "A batch")
     return {
+        "/v1/batches": {
+            "post": _operation(
+                "createBatch", batch, body="BatchCreateRequest", errors=(400, *auth_errors, 404)
+            ),
+            "get": _operation(
+                "listBatches",
+                _json({"type": "object"}, "A page of batches"),
+                errors=(400, *auth_errors),
+                parameters=tuple(_query_param(n) for n in ("limit", "after")),
+            ),
+        },
+        "/v1/batches/{batch_id}": {
+            "get": _operation(
+                "retrieveBatch", batch, errors=(*auth_errors, 404), parameters=batch_id
+            ),
+        },
+        "/v1/batches/{batch_id}/cancel": {
+            "post": _operation(
+                "cancelBatch", batch, errors=(*auth_errors, 404, 409), parameters=batch_id
+            ),
+        },
         "/v1/files": {
             "post": upload,
             "get": _operation(

@@ -14,6 +14,7 @@ from chatgate.cli.prompts import prompts
 from chatgate.cli.serve import serve
 from chatgate.cli.tokens import tokens
 from chatgate.cli.usage import usage
+from chatgate.cli.worker import worker
 
 __all__ = ["cli", "main"]
 
@@ -24,7 +25,7 @@ def cli() -> None:
     """chatgate: an OpenAI-compatible ChatGPT-API gateway with an embedded local model."""
 
 
-for command in (serve, keys, prompts, experiments, evals, db, audit, tokens, usage):
+for command in (serve, worker, keys, prompts, experiments, evals, db, audit, tokens, usage):
     cli.add_command(command)
 
 

@@ -146,8 +146,20 @@ class Runner:
 
     async def _evaluate(self, case: Case, variant: Variant) -> Outcome:
         body = variant.body(case)
-        outcome = Outcome(case.id, variant.name, variant.fingerprint(), False, None, None, 0.0, 0,
-                          0, None, None, False)  # fmt: skip
+        outcome = Outcome(
+            case.id,
+            variant.name,
+            variant.fingerprint(),
+            False,
+            None,
+            None,
+            0.0,
+            0,
+            0,
+            None,
+            None,
+            False,
+        )
         try:
             record, outcome.cached = await self._answer(body)
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -164,16 +176,18 @@ class Runner:
         outcome.completion_tokens = int(usage.get("completion_tokens", 0))
         outcome.output = str(payload["choices"][0]["message"].get("content") or "")
         question = "\n".join(str(m.get("content")) for m in body.get("messages", []))
-        answer = Answer(outcome.output, outcome.completion_tokens, outcome.latency_ms,
-                        outcome.cost, question)  # fmt: skip
+        answer = Answer(
+            outcome.output, outcome.completion_tokens, outcome.latency_ms, outcome.cost, question
+        )
         judge = self._plan.judge.model if self._plan.judge is not None else None
         passed = True
         for assertion in case.all_assertions(self._plan.assertions):
             try:
                 checked = await check(assertion, answer, self._client, judge)
             except (RuntimeError, aiohttp.ClientError, TimeoutError) as exc:
-                outcome.assertions.append({"type": assertion.type, "passed": False,
-                                           "detail": str(exc)[:300]})  # fmt: skip
+                outcome.assertions.append(
+                    {"type": assertion.type, "passed": False, "detail": str(exc)[:300]}
+                )
                 passed = False
                 continue
             outcome.assertions.append(checked.as_dict())

@@ -114,11 +114,17 @@ def experiment_report(
         ]
         if better:
             best = max(better, key=lambda r: r["vs_control"]["difference"])
-            decision = {"state": "decided", "winner": best["variant"],
-                        "text": f"{best['variant']} beats {control}"}  # fmt: skip
+            decision = {
+                "state": "decided",
+                "winner": best["variant"],
+                "text": f"{best['variant']} beats {control}",
+            }
         else:
-            decision = {"state": "decided", "winner": control,
-                        "text": f"no variant beats {control}: keep it"}  # fmt: skip
+            decision = {
+                "state": "decided",
+                "winner": control,
+                "text": f"no variant beats {control}: keep it",
+            }
     test = "Welch's t-test" if experiment.metric == "score" else "two-proportion z-test"
     return {
         "object": "experiment.report",

@@ -19,6 +19,8 @@ from chatgate.cache import MemoryCache, RedisCache, ResponseCache
 from chatgate.config import ConfigError, Settings, resolve_secret
 from chatgate.gateway.auth import Authenticator
 from chatgate.gateway.auto import AutoModels
+from chatgate.gateway.batch_lines import LineAnswerer
+from chatgate.gateway.batches import BatchRunner
 from chatgate.gateway.experiments import Experiments
 from chatgate.gateway.guards import Guards
 from chatgate.gateway.observe import Metrics, Observer
@@ -41,6 +43,7 @@ from chatgate.limits import Limiter, MemoryLimiter, RedisLimiter
 from chatgate.limits.waiting import PriorityGate
 from chatgate.prompts.template import PromptError
 from chatgate.state import AuditLog, BodyStore, Database, Keyring, KeyStore
+from chatgate.state.batches import BatchStore
 from chatgate.state.feedback import FeedbackStore
 from chatgate.state.files import FileStore
 from chatgate.state.prompts import PromptStore
@@ -187,6 +190,16 @@ class Services:
         self.observer = Observer(
             self.request_log, settings.observability, known, self.bodies, self.metrics
         )
+        self.batches = BatchStore(self.db, self.keyring)
+        self.batch_runner = BatchRunner(
+            store=self.batches,
+            files=self.files,
+            keys=self.keys,
+            answerer=LineAnswerer(self.pipeline, self.observer, self.guards),
+            config=settings.batches,
+            files_config=settings.files,
+        )
+        self._run_batches = False
         self.metrics.watch(self._gauges)
         self.metrics_token = resolve_secret(
             settings.observability.metrics_token_env, None, required=False
@@ -217,7 +230,9 @@ class Services:
                 breakers.add_metric([group.name, str(index)], 0 if state == "closed" else 1)
         return [waiting, queued, breakers]
 
-    async def start(self) -> None:
+    async def start(self, *, run_batches: bool | None = None) -> None:
+        """Start everything; the batch runner too when ``batches.runner`` is ``server`` (or
+        ``run_batches`` says so: ``chatgate worker``)."""
         if self.settings.store.migrate_on_start:
             await self.db.upgrade()
         if self.settings.prompts.directory is not None:
@@ -226,6 +241,9 @@ class Services:
         await self.budgets.start()
         await self.observer.start()
         await self.registry.start()
+        if run_batches if run_batches is not None else self.settings.batches.runner == "server":
+            await self.batch_runner.start()
+            self._run_batches = True
         if self.authenticator.open:
             log.warning(
                 "NO MASTER KEY: chatgate is OPEN — every endpoint, admin included, answers "
@@ -234,6 +252,8 @@ class Services:
             )
 
     async def close(self) -> None:
+        if self._run_batches:
+            await self.batch_runner.close()
         await self.registry.close()
         await self.limiter.close()
         await self.budgets.close()

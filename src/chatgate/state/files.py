@@ -60,8 +60,16 @@ class FileInfo:
 
     @classmethod
     def from_row(cls, row: FileRow) -> FileInfo:
-        return cls(row.id, row.key_id, row.owner, row.purpose, row.filename, row.bytes,
-                   row.created_at, row.expires_at)  # fmt: skip
+        return cls(
+            row.id,
+            row.key_id,
+            row.owner,
+            row.purpose,
+            row.filename,
+            row.bytes,
+            row.created_at,
+            row.expires_at,
+        )
 
 
 class FileTooLarge(Exception):
@@ -101,8 +109,16 @@ class FileStore:
         """Store a file from bytes or an iterator of pieces, in one transaction. Raises
         ``FileTooLarge`` (nothing stored) when it passes ``max_bytes``."""
         file_id = new_file_id()
-        row = FileRow(id=file_id, key_id=key_id, owner=owner, purpose=purpose, filename=filename,
-                      bytes=0, created_at=time.time(), expires_at=expires_at)  # fmt: skip
+        row = FileRow(
+            id=file_id,
+            key_id=key_id,
+            owner=owner,
+            purpose=purpose,
+            filename=filename,
+            bytes=0,
+            created_at=time.time(),
+            expires_at=expires_at,
+        )
         async with self._db.session() as session:
             session.add(row)
             await session.flush()
@@ -123,9 +139,14 @@ class FileStore:
     def _add_chunk(self, session: AsyncSession, file_id: str, seq: int, plain: bytes) -> None:
         sealed = self._keyring.seal(plain, _context(file_id, seq))
         session.add(
-            FileChunkRow(file_id=file_id, seq=seq, key_id=sealed.key_id, nonce=sealed.nonce,
-                         ciphertext=sealed.ciphertext)
-        )  # fmt: skip
+            FileChunkRow(
+                file_id=file_id,
+                seq=seq,
+                key_id=sealed.key_id,
+                nonce=sealed.nonce,
+                ciphertext=sealed.ciphertext,
+            )
+        )
 
     async def get(self, file_id: str, access: FileAccess) -> FileInfo | None:
         query = select(FileRow).where(FileRow.id == file_id)
@@ -162,14 +183,18 @@ class FileStore:
                     pivot = (cursor.created_at, cursor.id)
                     if descending:
                         query = query.where(
-                            or_(FileRow.created_at < pivot[0],
-                                (FileRow.created_at == pivot[0]) & (FileRow.id < pivot[1]))
-                        )  # fmt: skip
+                            or_(
+                                FileRow.created_at < pivot[0],
+                                (FileRow.created_at == pivot[0]) & (FileRow.id < pivot[1]),
+                            )
+                        )
                     else:
                         query = query.where(
-                            or_(FileRow.created_at > pivot[0],
-                                (FileRow.created_at == pivot[0]) & (FileRow.id > pivot[1]))
-                        )  # fmt: skip
+                            or_(
+                                FileRow.created_at > pivot[0],
+                                (FileRow.created_at == pivot[0]) & (FileRow.id > pivot[1]),
+                            )
+                        )
             order = (
                 (FileRow.created_at.desc(), FileRow.id.desc())
                 if descending
