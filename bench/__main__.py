@@ -23,6 +23,7 @@ BENCHMARKS = {
     "stream_local": "embedded model streaming, 1 stream (see also: embedded)",
     "guards": "guard latency (PII + moderation on 1 kB), moderation precision and recall",
     "evals": "eval harness throughput through chatgate, concurrency 1 vs 8 vs 32",
+    "batches": "a 2,000-line batch's wall time, and interactive p99 while it runs vs without",
 }
 
 

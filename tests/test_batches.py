@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -278,3 +282,39 @@ def test_a_moderation_batch(gateway: tuple[Gateway, FakeUpstream]) -> None:
         for o in map(json.loads, client.files.content(done.output_file_id).text.splitlines())
     }
     assert results == {"calm": False, "threat": True}
+
+
+def cli(server: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATGATE_")}
+    env["CHATGATE_API_KEY"] = MASTER
+    return subprocess.run(
+        [sys.executable, "-m", "chatgate", "batch", "--base-url", server.base_url, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_cli_submit_wait_status_download(
+    gateway: tuple[Gateway, FakeUpstream], tmp_path: Path
+) -> None:
+    server, _ = gateway
+    source = tmp_path / "requests.jsonl"
+    source.write_text("".join(json.dumps(chat_line(f"c{i}", f"cli {i}")) + "\n" for i in range(5)))
+    submitted = cli(server, "submit", str(source), "--wait", "--metadata", "team=nlp")
+    assert submitted.returncode == 0, submitted.stderr
+    batch_id = submitted.stdout.strip()
+    assert batch_id.startswith("batch_") and "5 completed, 0 failed of 5" in submitted.stderr
+    assert "completed" in cli(server, "status", batch_id).stdout
+    assert json.loads(cli(server, "status", batch_id, "--json").stdout)["metadata"] == {
+        "team": "nlp"
+    }
+    target = tmp_path / "out.jsonl"
+    assert cli(server, "download", batch_id, "-o", str(target)).returncode == 0
+    assert len(target.read_text().splitlines()) == 5
+    missing = cli(server, "download", batch_id, "--errors")
+    assert missing.returncode == 1 and "no error file" in missing.stderr
+    refused = cli(server, "cancel", batch_id)
+    assert refused.returncode == 1 and "409" in refused.stderr

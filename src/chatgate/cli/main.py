@@ -6,6 +6,7 @@ import click
 
 from chatgate import __version__
 from chatgate.cli.audit import audit
+from chatgate.cli.batch import batch
 from chatgate.cli.db import db
 from chatgate.cli.evals import evals
 from chatgate.cli.experiments import experiments
@@ -25,7 +26,7 @@ def cli() -> None:
     """chatgate: an OpenAI-compatible ChatGPT-API gateway with an embedded local model."""
 
 
-for command in (serve, worker, keys, prompts, experiments, evals, db, audit, tokens, usage):
+for command in (serve, worker, batch, keys, prompts, experiments, evals, db, audit, tokens, usage):
     cli.add_command(command)
 
 
