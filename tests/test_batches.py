@@ -19,7 +19,7 @@ import openai
 import pytest
 
 from tests.fake_upstream import FakeUpstream
-from tests.support import MASTER, Gateway, assert_openai_shape, post_json, start_gateway
+from tests.support import MASTER, Gateway, assert_openai_shape, post_json, raw, start_gateway
 
 ADMIN = {"Authorization": f"Bearer {MASTER}"}
 GOOD = b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n'
@@ -234,6 +234,16 @@ def test_cancel_keeps_what_finished(gateway: tuple[Gateway, FakeUpstream]) -> No
     while client.batches.retrieve(batch.id).request_counts.completed < 8:  # type: ignore[union-attr]
         assert time.monotonic() < deadline
         time.sleep(0.05)  # polling for progress, bounded
+    partial = (
+        raw(
+            f"{server.base_url}/batches/{batch.id}/results?kind=output",
+            headers={"Authorization": f"Bearer {client.api_key}"},
+        )
+        .body.decode()
+        .splitlines()
+    )
+    assert 8 <= len(partial) < 40  # readable while the batch runs
+    assert all(json.loads(x)["response"]["status_code"] == 200 for x in partial)
     cancelling = client.batches.cancel(batch.id)
     assert cancelling.status == "cancelling" and cancelling.cancelling_at is not None
     cancelled = wait_for(client, batch.id, {"cancelled"})
@@ -315,6 +325,6 @@ def test_cli_submit_wait_status_download(
     assert cli(server, "download", batch_id, "-o", str(target)).returncode == 0
     assert len(target.read_text().splitlines()) == 5
     missing = cli(server, "download", batch_id, "--errors")
-    assert missing.returncode == 1 and "no error file" in missing.stderr
+    assert missing.returncode == 1 and "no error file: it completed" in missing.stderr
     refused = cli(server, "cancel", batch_id)
     assert refused.returncode == 1 and "409" in refused.stderr

@@ -142,6 +142,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/v1/batches", batches.list_batches, methods=["GET"]),
             Route("/v1/batches/{batch_id}", batches.retrieve, methods=["GET"]),
             Route("/v1/batches/{batch_id}/cancel", batches.cancel, methods=["POST"]),
+            Route("/v1/batches/{batch_id}/results", batches.results, methods=["GET"]),
             Route("/admin/experiments", experiments.list_experiments, methods=["GET"]),
             Route("/admin/experiments/{name}/report", experiments.report, methods=["GET"]),
             Route("/v1/models/{model:path}", models.retrieve, methods=["GET"]),

@@ -145,6 +145,16 @@ class BatchEndpoints:
         assert current is not None
         return _json(batch_object(current))
 
+    async def results(self, request: Request) -> Response:
+        """chatgate's extension: the lines committed so far (``?kind=output`` or ``errors``),
+        in input order — a running batch's partial results."""
+        row = await self._find(request)
+        kind = request.query_params.get("kind", "output")
+        if kind not in ("output", "errors"):
+            raise InvalidRequestError("`kind` must be `output` or `errors`.", param="kind")
+        content = await self._store.results(row.id, ok=kind == "output")
+        return Response(content, media_type="application/jsonl")
+
     async def list_batches(self, request: Request) -> Response:
         principal = await authenticate(request, self._auth, "batches")
         params = request.query_params

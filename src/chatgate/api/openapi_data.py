@@ -67,6 +67,20 @@ def data_paths(auth_errors: tuple[int, ...]) -> dict[str, Any]:
                 "cancelBatch", batch, errors=(*auth_errors, 404, 409), parameters=batch_id
             ),
         },
+        "/v1/batches/{batch_id}/results": {
+            "get": {
+                "operationId": "batchResults",
+                "parameters": [*batch_id, _query_param("kind")],
+                "responses": {
+                    "200": {
+                        "description": "Committed result lines so far (JSONL)",
+                        "content": {"application/jsonl": {"schema": {"type": "string"}}},
+                    },
+                    "400": _json({"$ref": "#/components/schemas/Error"}, "Error in OpenAI's shape"),
+                    "404": _json({"$ref": "#/components/schemas/Error"}, "Error in OpenAI's shape"),
+                },
+            }
+        },
         "/v1/files": {
             "post": upload,
             "get": _operation(

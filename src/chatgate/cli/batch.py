@@ -160,16 +160,23 @@ def status(ctx: click.Context, batch_id: str, as_json: bool) -> None:
 @click.option("--errors", is_flag=True, help="The error file instead of the output file.")
 @click.pass_context
 def download(ctx: click.Context, batch_id: str, output: Path | None, errors: bool) -> None:
-    """Write BATCH_ID's results (or its errors) to a JSONL file, once it has finished."""
+    """Write BATCH_ID's results (or its errors) to a JSONL file: its output file once it has
+    finished, the lines answered so far while it runs."""
 
     async def work(api: _Api, session: aiohttp.ClientSession) -> bytes:
         found = await api.call(session, "GET", f"/batches/{batch_id}")
         file_id = found.get("error_file_id" if errors else "output_file_id")
-        if not file_id:
+        if file_id:
+            content: bytes = await api.call(session, "GET", f"/files/{file_id}/content")
+            return content
+        if found["status"] in _TERMINAL:
             kind = "error" if errors else "output"
-            raise click.ClickException(f"{batch_id} has no {kind} file (yet): {found['status']}")
-        content: bytes = await api.call(session, "GET", f"/files/{file_id}/content")
-        return content
+            raise click.ClickException(f"{batch_id} has no {kind} file: it {found['status']}")
+        kind = "errors" if errors else "output"
+        partial: bytes = await api.call(
+            session, "GET", f"/batches/{batch_id}/results", params={"kind": kind}
+        )
+        return partial
 
     content = _run(ctx, work)
     target = output or Path(f"{batch_id}{'.errors' if errors else ''}.jsonl")
