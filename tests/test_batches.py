@@ -124,6 +124,9 @@ def test_a_batch_end_to_end(gateway: tuple[Gateway, FakeUpstream]) -> None:
     assert client.files.retrieve(done.output_file_id).purpose == "batch_output"
     listed = client.batches.list()
     assert [b.id for b in listed.data] == [batch.id]
+    assert_openai_shape(
+        client.batches.with_raw_response.list().http_response.json(), "ListBatchesResponse"
+    )
 
 
 @pytest.mark.parametrize(
