@@ -8,6 +8,7 @@ import io
 import json
 import os
 import secrets
+import sqlite3
 import subprocess
 import sys
 import time
@@ -331,3 +332,27 @@ def test_cli_submit_wait_status_download(
     assert missing.returncode == 1 and "no error file: it completed" in missing.stderr
     refused = cli(server, "cancel", batch_id)
     assert refused.returncode == 1 and "409" in refused.stderr
+
+
+def test_a_batch_past_its_window_expires(gateway: tuple[Gateway, FakeUpstream]) -> None:
+    server, _ = gateway
+    client = client_for(server)
+    lines = [chat_line(f"e-{i}", f"slow {i}", model="slow") for i in range(40)]
+    source = client.files.create(file=("in.jsonl", jsonl(lines)), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=source.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    deadline = time.monotonic() + 30
+    while client.batches.retrieve(batch.id).request_counts.completed < 4:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)  # polling for progress, bounded
+    with sqlite3.connect(server.log_path.parent / "data" / "chatgate.db") as db:
+        db.execute("UPDATE batches SET expires_at = 0 WHERE id = ?", (batch.id,))  # a day passes
+    expired = wait_for(client, batch.id, {"expired"})
+    assert expired.status == "expired" and expired.expired_at is not None
+    counts = expired.request_counts
+    assert counts is not None and counts.completed + counts.failed == 40 and counts.failed > 0
+    assert expired.error_file_id is not None
+    errors = [json.loads(x) for x in client.files.content(expired.error_file_id).text.splitlines()]
+    assert {e["error"]["code"] for e in errors} == {"batch_expired"}
+    assert len(errors) == counts.failed
