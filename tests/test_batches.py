@@ -33,7 +33,12 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway,
     config = {
         "batches": {"poll_interval": 0.05, "concurrency": 8},
         "models": [
-            {"name": "echo", "provider": "openai_compat", "base_url": fake.base_url},
+            {
+                "name": "echo",
+                "provider": "openai_compat",
+                "base_url": fake.base_url,
+                "pricing": {"input": 1000, "output": 1000},  # USD per 1M tokens
+            },
             {
                 "name": "slow",
                 "provider": "openai_compat",
@@ -122,6 +127,9 @@ def test_a_batch_end_to_end(gateway: tuple[Gateway, FakeUpstream]) -> None:
     usage = wire["usage"]
     expected = sum(2 * len(line["body"]["messages"][0]["content"].split()) for line in lines[:20])
     assert usage["total_tokens"] == expected  # every line counted once
+    with sqlite3.connect(server.log_path.parent / "data" / "chatgate.db") as db:
+        (cost,) = db.execute("SELECT cost FROM batches WHERE id = ?", (batch.id,)).fetchone()
+    assert cost == pytest.approx(expected * 1000 / 1e6)  # every line's cost, once
     assert client.files.retrieve(done.output_file_id).purpose == "batch_output"
     listed = client.batches.list()
     assert [b.id for b in listed.data] == [batch.id]

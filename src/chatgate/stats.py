@@ -16,6 +16,7 @@ __all__ = [
     "Interval",
     "mcnemar",
     "mean_interval",
+    "quantile",
     "t_quantile",
     "two_proportions",
     "welch",
@@ -40,6 +41,14 @@ class Comparison:
     low: float
     high: float
     p_value: float
+
+
+def quantile(values: list[float], q: float) -> float | None:
+    """The ``q`` quantile of ``values`` by nearest rank; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def t_quantile(p: float, df: float) -> float:

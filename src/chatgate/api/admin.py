@@ -6,12 +6,12 @@ import datetime
 import hmac
 from typing import Any
 
-import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
 from chatgate.api.auth import require_admin
+from chatgate.api.render import json_response
 from chatgate.gateway.dashboard import dashboard_data
 from chatgate.gateway.regressions import find_regressions
 from chatgate.gateway.services import Services
@@ -28,10 +28,6 @@ from chatgate.state import ApiKey, DecryptionError, KeySpec
 from chatgate.state.request_log import GROUPS
 
 __all__ = ["AdminEndpoints"]
-
-
-def _json(payload: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
 def _with_secret(key: ApiKey, secret: str) -> dict[str, Any]:
@@ -89,7 +85,7 @@ class AdminEndpoints:
             actor=actor,
         )
         self._auth.invalidate()
-        return _json(_with_secret(key, secret), 201)
+        return json_response(_with_secret(key, secret), 201)
 
     async def list_keys(self, request: Request) -> Response:
         await require_admin(request, self._auth)
@@ -99,7 +95,7 @@ class AdminEndpoints:
                 "`include_revoked` must be true or false.", param="include_revoked"
             )
         keys = await self._services.keys.list_keys(include_revoked=include == "true")
-        return _json({"object": "list", "data": [k.public() for k in keys]})
+        return json_response({"object": "list", "data": [k.public() for k in keys]})
 
     async def get_key(self, request: Request) -> Response:
         await require_admin(request, self._auth)
@@ -110,7 +106,7 @@ class AdminEndpoints:
         current = periods(datetime.datetime.now(datetime.UTC))
         spent = await self._services.spend.get(f"key:{key_id}", current.values())
         spend = {kind: spent[period] for kind, period in current.items()}
-        return _json({**key.public(), "spend": spend})
+        return json_response({**key.public(), "spend": spend})
 
     async def update_key(self, request: Request) -> Response:
         actor = (await require_admin(request, self._auth)).actor
@@ -124,7 +120,7 @@ class AdminEndpoints:
         if key is None:
             raise _missing(key_id)
         self._auth.invalidate(key_id)
-        return _json(key.public())
+        return json_response(key.public())
 
     async def revoke_key(self, request: Request) -> Response:
         actor = (await require_admin(request, self._auth)).actor
@@ -133,7 +129,7 @@ class AdminEndpoints:
         if key is None:
             raise _missing(key_id)
         self._auth.invalidate(key_id)
-        return _json(key.public())
+        return json_response(key.public())
 
     async def rotate_key(self, request: Request) -> Response:
         actor = (await require_admin(request, self._auth)).actor
@@ -151,13 +147,13 @@ class AdminEndpoints:
                 code="key_inactive",
             )
         self._auth.invalidate(key_id)
-        return _json(_with_secret(*rotated))
+        return json_response(_with_secret(*rotated))
 
     async def limits(self, request: Request) -> Response:
         await require_admin(request, self._auth)
         stage = self._services.rate_limits
         gate = stage.gate
-        return _json(
+        return json_response(
             {
                 "object": "chatgate.limits",
                 "backend": self._services.settings.limits.backend,
@@ -186,7 +182,7 @@ class AdminEndpoints:
             }
             for group in self._services.registry.groups
         ]
-        return _json({"object": "chatgate.routing", "models": models})
+        return json_response({"object": "chatgate.routing", "models": models})
 
     async def usage(self, request: Request) -> Response:
         await require_admin(request, self._auth)
@@ -198,7 +194,7 @@ class AdminEndpoints:
         start = _when(request.query_params.get("from"), "from")
         end = _when(request.query_params.get("to"), "to")
         rows = await self._services.request_log.usage(group_by, start, end)  # type: ignore[arg-type]
-        return _json(
+        return json_response(
             {"object": "list", "group_by": group_by, "data": [row.as_dict() for row in rows]}
         )
 
@@ -209,14 +205,14 @@ class AdminEndpoints:
         report = await find_regressions(
             self._services.request_log, window=window, baseline=baseline
         )
-        return _json(report)
+        return json_response(report)
 
     async def dashboard_data(self, request: Request) -> Response:
         await require_admin(request, self._auth)
         hours = _seconds(request.query_params.get("hours", "24"), "hours")
         if hours > 24 * 90:
             raise InvalidRequestError("`hours` may be at most 2160.", param="hours")
-        return _json(await dashboard_data(self._services.request_log, hours))
+        return json_response(await dashboard_data(self._services.request_log, hours))
 
     async def bodies(self, request: Request) -> Response:
         await require_admin(request, self._auth)
@@ -227,7 +223,7 @@ class AdminEndpoints:
             raise ChatgateError(f"Stored bodies cannot be read: {exc}.") from None
         if not found:
             raise NotFoundError(f"No stored bodies for request `{request_id}`.", param="request_id")
-        return _json(
+        return json_response(
             {
                 "object": "chatgate.bodies",
                 "request_id": request_id,
@@ -263,4 +259,4 @@ class AdminEndpoints:
             }
             for e in entries
         ]
-        return _json({"object": "list", "data": data})
+        return json_response({"object": "list", "data": data})

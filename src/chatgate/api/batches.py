@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from chatgate.api.auth import authenticate
 from chatgate.api.files import access_of, missing_file
+from chatgate.api.render import json_response, list_page
 from chatgate.gateway import Authenticator
 from chatgate.gateway.batches import BatchRunner
 from chatgate.protocol import (
@@ -71,10 +71,6 @@ def batch_object(row: BatchRow) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
-def _json(payload: object) -> Response:
-    return Response(orjson.dumps(payload), media_type="application/json")
-
-
 def _missing(batch_id: str) -> NotFoundError:
     return NotFoundError(
         f"No batch found with id '{batch_id}'.", param="batch_id", code="batch_not_found"
@@ -116,7 +112,7 @@ class BatchEndpoints:
         )
         if self._runner is not None:
             self._runner.nudge()
-        return _json(batch_object(row))
+        return json_response(batch_object(row))
 
     async def _find(self, request: Request) -> BatchRow:
         principal = await authenticate(request, self._auth, "batches")
@@ -127,12 +123,12 @@ class BatchEndpoints:
         return row
 
     async def retrieve(self, request: Request) -> Response:
-        return _json(batch_object(await self._find(request)))
+        return json_response(batch_object(await self._find(request)))
 
     async def cancel(self, request: Request) -> Response:
         row = await self._find(request)
         if row.status in ("cancelling", "cancelled"):
-            return _json(batch_object(row))
+            return json_response(batch_object(row))
         if not await self._store.move(row.id, ("validating", "in_progress"), "cancelling"):
             raise ConflictError(
                 f"Batch {row.id} is {row.status} and can no longer be cancelled.",
@@ -143,7 +139,7 @@ class BatchEndpoints:
             self._runner.nudge()
         current = await self._store.get(row.id)
         assert current is not None
-        return _json(batch_object(current))
+        return json_response(batch_object(current))
 
     async def results(self, request: Request) -> Response:
         """chatgate's extension: the lines committed so far (``?kind=output`` or ``errors``),
@@ -167,13 +163,4 @@ class BatchEndpoints:
         rows, more = await self._store.list_batches(
             access_of(principal), after=params.get("after") or None, limit=limit
         )
-        data = [batch_object(r) for r in rows]
-        return _json(
-            {
-                "object": "list",
-                "data": data,
-                "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None,
-                "has_more": more,
-            }
-        )
+        return json_response(list_page([batch_object(r) for r in rows], more))

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from chatgate.api.auth import authenticate, require_admin
+from chatgate.api.render import json_response
 from chatgate.config import ExperimentConfig
 from chatgate.gateway import Authenticator
 from chatgate.gateway.experiment_report import experiment_report
@@ -16,10 +16,6 @@ from chatgate.protocol.feedback import FeedbackRequest
 from chatgate.state.feedback import FeedbackStore
 
 __all__ = ["ExperimentEndpoints"]
-
-
-def _json(payload: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
 class ExperimentEndpoints:
@@ -43,7 +39,7 @@ class ExperimentEndpoints:
             label=body.label,
             comment=body.comment,
         )
-        return _json(
+        return json_response(
             {"object": "feedback", "id": f"fb_{feedback_id}", "request_id": body.request_id}, 201
         )
 
@@ -53,7 +49,7 @@ class ExperimentEndpoints:
             {"object": "experiment", **e.model_dump(mode="json")}
             for e in self._experiments.values()
         ]
-        return _json({"object": "list", "data": data})
+        return json_response({"object": "list", "data": data})
 
     async def report(self, request: Request) -> Response:
         await require_admin(request, self._auth)
@@ -63,4 +59,4 @@ class ExperimentEndpoints:
             raise NotFoundError(
                 f"No experiment `{name}`.", param="name", code="experiment_not_found"
             )
-        return _json(experiment_report(experiment, await self._feedback.experiment(name)))
+        return json_response(experiment_report(experiment, await self._feedback.experiment(name)))

@@ -7,17 +7,17 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-import orjson
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from chatgate.api.auth import authenticate
+from chatgate.api.render import json_response, list_page
 from chatgate.config import FilesConfig
 from chatgate.gateway import Authenticator
 from chatgate.gateway.auth import Principal
 from chatgate.protocol import InvalidRequestError, NotFoundError
-from chatgate.protocol.files import UPLOAD_PURPOSES, DeletedFile, FileList, FileObject
+from chatgate.protocol.files import UPLOAD_PURPOSES, DeletedFile, FileObject
 from chatgate.state.files import FileAccess, FileInfo, FileStore, FileTooLarge
 
 __all__ = ["FileEndpoints", "access_of", "file_object", "missing_file"]
@@ -50,10 +50,6 @@ def file_object(info: FileInfo) -> FileObject:
 
 def missing_file(file_id: str, param: str = "file_id") -> NotFoundError:
     return NotFoundError(f"No such File object: {file_id}", param=param, code="file_not_found")
-
-
-def _json(payload: object) -> Response:
-    return Response(orjson.dumps(payload), media_type="application/json")
 
 
 def _expiry(value: str | None, param: str) -> int | None:
@@ -116,7 +112,7 @@ class FileEndpoints:
                     param="file",
                     code="file_too_large",
                 ) from None
-        return _json(file_object(info))
+        return json_response(file_object(info))
 
     def _expires_at(self, anchor: object, seconds: object, purpose: str) -> float | None:
         now = time.time()
@@ -158,18 +154,10 @@ class FileEndpoints:
             limit=limit,
             descending=order == "desc",
         )
-        data = [file_object(f) for f in files]
-        page: FileList = {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": more,
-        }
-        return _json(page)
+        return json_response(list_page([file_object(f) for f in files], more))
 
     async def retrieve(self, request: Request) -> Response:
-        return _json(file_object(await self._find(request)))
+        return json_response(file_object(await self._find(request)))
 
     async def content(self, request: Request) -> Response:
         info = await self._find(request)
@@ -183,4 +171,4 @@ class FileEndpoints:
         info = await self._find(request)
         await self._store.delete(info.id)
         deleted: DeletedFile = {"id": info.id, "object": "file", "deleted": True}
-        return _json(deleted)
+        return json_response(deleted)

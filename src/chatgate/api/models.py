@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from chatgate.api.auth import authenticate
+from chatgate.api.render import json_response
 from chatgate.gateway import Authenticator, ModelRegistry
 from chatgate.protocol import ModelList, ModelNotFoundError, ModelObject
 
 __all__ = ["ModelEndpoints"]
-
-
-def _json(payload: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
 class ModelEndpoints:
@@ -30,16 +26,16 @@ class ModelEndpoints:
         data = [m for m in self._registry.models() if principal.may_use_model(m["id"])]
         data += [self._auto_object(n) for n in self._auto if principal.may_use_model(n)]
         models: ModelList = {"object": "list", "data": data}
-        return _json(models)
+        return json_response(models)
 
     async def retrieve(self, request: Request) -> Response:
         principal = await authenticate(request, self._auth, "models")
         model_id = request.path_params["model"]
         if model_id in self._auto:
-            return _json(self._auto_object(model_id))
+            return json_response(self._auto_object(model_id))
         if not principal.may_use_model(model_id):
             raise ModelNotFoundError(model_id)
-        return _json(self._registry.model(model_id))
+        return json_response(self._registry.model(model_id))
 
     def _auto_object(self, name: str) -> ModelObject:
         groups = self._registry.groups
@@ -50,4 +46,4 @@ class ModelEndpoints:
         states = self._registry.states()
         values = set(states.values())
         status = "ok" if values <= {"ready"} else "failed" if "failed" in values else "loading"
-        return _json({"status": status, "models": states}, 200 if status == "ok" else 503)
+        return json_response({"status": status, "models": states}, 200 if status == "ok" else 503)

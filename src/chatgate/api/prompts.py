@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
 
 from chatgate.api.auth import require_admin
+from chatgate.api.render import json_response
 from chatgate.gateway import Authenticator
 from chatgate.gateway.prompts import PromptLibrary
 from chatgate.protocol import (
@@ -52,12 +52,8 @@ def version_object(stored: StoredVersion) -> PromptVersionObject:
     }
 
 
-def _json(payload: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
-
-
 def _label_moved(prompt_id: str, label: str, version: int, previous: int | None) -> Response:
-    return _json(
+    return json_response(
         {
             "object": "prompt.label",
             "id": prompt_id,
@@ -98,7 +94,7 @@ class PromptEndpoints:
         stored, created = await self._library.push(push.id, definition, actor=actor)
         current = await self._store.get(stored.prompt_id, stored.version)
         assert current is not None
-        return _json(version_object(current), 201 if created else 200)
+        return json_response(version_object(current), 201 if created else 200)
 
     async def list_prompts(self, request: Request) -> Response:
         await require_admin(request, self._auth)
@@ -112,7 +108,7 @@ class PromptEndpoints:
             }
             for s in await self._store.list_prompts()
         ]
-        return _json({"object": "list", "data": data})
+        return json_response({"object": "list", "data": data})
 
     async def get_prompt(self, request: Request) -> Response:
         await require_admin(request, self._auth)
@@ -120,7 +116,7 @@ class PromptEndpoints:
         versions = await self._store.versions(prompt_id)
         if not versions:
             raise _missing(prompt_id)
-        return _json(
+        return json_response(
             {
                 "object": "prompt",
                 "id": prompt_id,
@@ -143,7 +139,7 @@ class PromptEndpoints:
                 param="version",
                 code="prompt_version_not_found",
             )
-        return _json(version_object(stored))
+        return json_response(version_object(stored))
 
     async def set_label(self, request: Request) -> Response:
         actor = (await require_admin(request, self._auth)).actor
@@ -202,7 +198,7 @@ class PromptEndpoints:
             }
             for e in events
         ]
-        return _json({"object": "list", "data": data})
+        return json_response({"object": "list", "data": data})
 
     async def render(self, request: Request) -> Response:
         await require_admin(request, self._auth)
@@ -214,7 +210,7 @@ class PromptEndpoints:
         )
         compiled, label = await self._library.resolve(reference)
         messages = compiled.render(reference.variables)
-        return _json(
+        return json_response(
             {
                 "object": "prompt.rendering",
                 "id": prompt_id,

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from chatgate.api.auth import authenticate
+from chatgate.api.render import json_response
 from chatgate.gateway import Authenticator, ModelRegistry
 from chatgate.protocol import (
     ChatCompletionRequest,
@@ -65,4 +65,4 @@ class TokenizeEndpoint:
             "max_model_len": provider.context_window(),
             "tokens": tokens,
         }
-        return Response(orjson.dumps(body), media_type="application/json")
+        return json_response(body)

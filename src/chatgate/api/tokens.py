@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from chatgate.api.auth import authenticate
+from chatgate.api.render import json_response
 from chatgate.gateway import Authenticator
 from chatgate.protocol import PermissionDeniedError, parse_json_object, validate
 from chatgate.protocol.admin import TokenRequest
@@ -27,4 +27,4 @@ class TokenEndpoint:
         raw = await request.body()
         spec = validate(TokenRequest, parse_json_object(raw) if raw.strip() else {})
         token, claims = self._auth.signer.mint(principal.key, spec)
-        return Response(orjson.dumps(claims.public(token)), media_type="application/json")
+        return json_response(claims.public(token))

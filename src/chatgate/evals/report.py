@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatgate.evals.runner import Outcome
-from chatgate.stats import mcnemar, wilson
+from chatgate.stats import mcnemar, quantile, wilson
 
 __all__ = ["Summary", "compare", "render", "summarise"]
 
@@ -29,13 +29,6 @@ class Summary:
     cost_total: float
     baseline: dict[str, Any] | None = None
     regression: bool = False
-
-
-def _quantile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _latest(outcomes: list[Outcome]) -> dict[str, dict[str, Outcome]]:
@@ -62,8 +55,8 @@ def summarise(outcomes: list[Outcome], variants: list[str]) -> list[Summary]:
                 errors=len(rows) - len(answered),
                 pass_rate=interval.estimate,
                 ci95=(interval.low, interval.high),
-                latency_p50_ms=_quantile([o.latency_ms for o in answered], 0.5),
-                latency_p95_ms=_quantile([o.latency_ms for o in answered], 0.95),
+                latency_p50_ms=quantile([o.latency_ms for o in answered], 0.5),
+                latency_p95_ms=quantile([o.latency_ms for o in answered], 0.95),
                 tokens_mean=(
                     sum(o.prompt_tokens + o.completion_tokens for o in answered) / len(answered)
                     if answered

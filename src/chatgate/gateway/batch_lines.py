@@ -16,7 +16,6 @@ from chatgate.gateway.guards import Guards
 from chatgate.gateway.observe import Observer, RequestEnd
 from chatgate.gateway.pipeline import Pipeline
 from chatgate.gateway.stages.ratelimit import PRIORITY_HEADER
-from chatgate.guards.verdict import MODERATION_CATEGORIES
 from chatgate.protocol import (
     ChatCompletionRequest,
     ChatgateError,
@@ -92,36 +91,13 @@ class LineAnswerer:
             self._observer.finish(end)
             raise
         assert isinstance(outcome, dict), "batch requests are never streamed"
-        payload = orjson.dumps(outcome)
-        end.ctx, end.status, end.response_bytes = ctx, 200, len(payload)
+        settled = _settled(claim.custom_id, request_id, outcome, ctx)
+        end.ctx, end.status, end.response_bytes = ctx, 200, len(settled.result)
         self._observer.finish(end)
-        return _settled(claim.custom_id, request_id, outcome, ctx)
+        return settled
 
     async def _moderate(self, claim: Claim, request_id: str, body: dict[str, Any]) -> Settled:
-        request = validate(ModerationRequest, body)
-        texts = (
-            [request.input]
-            if isinstance(request.input, str)
-            else [
-                item if isinstance(item, str) else getattr(item, "text", "")
-                for item in request.input
-            ]
-        )
-        verdicts = await self._guards.moderator.moderate(texts)
-        names = MODERATION_CATEGORIES
-        answer = {
-            "id": f"modr-{secrets.token_hex(12)}",
-            "model": self._guards.moderator.model,
-            "results": [
-                {
-                    "flagged": v.flagged,
-                    "categories": {n: v.categories.get(n, False) for n in names},
-                    "category_scores": {n: v.category_scores.get(n, 0.0) for n in names},
-                    "category_applied_input_types": {n: ["text"] for n in names},
-                }
-                for v in verdicts
-            ],
-        }
+        answer = await self._guards.moderation(validate(ModerationRequest, body))
         return Settled(ok=True, result=_line(claim.custom_id, request_id, 200, answer))
 
 

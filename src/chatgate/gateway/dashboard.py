@@ -9,6 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 from chatgate.state.request_log import RequestLogStore
+from chatgate.stats import quantile
 
 __all__ = ["dashboard_data"]
 
@@ -16,10 +17,7 @@ _BUCKETS = 96
 
 
 def _quantile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return quantile(values, q) or 0.0
 
 
 def _summary(rows: list[tuple[Any, ...]]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from chatgate.config import ExperimentConfig
 from chatgate.state.feedback import VariantData
-from chatgate.stats import Comparison, mean_interval, two_proportions, welch, wilson
+from chatgate.stats import Comparison, mean_interval, quantile, two_proportions, welch, wilson
 
 __all__ = ["DECISION_RULE", "experiment_report"]
 
@@ -24,13 +24,6 @@ DECISION_RULE = (
     "fixed horizon: no decision until every variant has {horizon} feedback; then each variant "
     "vs the control, two-sided {test} at alpha {alpha} / {comparisons} (Bonferroni)"
 )
-
-
-def _quantile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _mean(values: list[float] | list[int]) -> float | None:
@@ -82,8 +75,8 @@ def experiment_report(
             "weight": next(v.weight for v in experiment.variants if v.name == name),
             "requests": d.requests,
             "errors": d.errors,
-            "latency_p50_ms": _quantile(d.latencies_ms, 0.5),
-            "latency_p95_ms": _quantile(d.latencies_ms, 0.95),
+            "latency_p50_ms": quantile(d.latencies_ms, 0.5),
+            "latency_p95_ms": quantile(d.latencies_ms, 0.95),
             "tokens_mean": _mean(d.tokens),
             "cost_mean": _mean(d.costs),
             "cost_total": sum(d.costs),

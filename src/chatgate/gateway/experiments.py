@@ -12,7 +12,7 @@ from typing import Any
 from chatgate.config import ExperimentConfig, VariantConfig
 from chatgate.gateway.auth import Principal
 from chatgate.gateway.registry import ModelRegistry
-from chatgate.protocol import ChatCompletionRequest, validate
+from chatgate.protocol import ChatCompletionRequest, ModelNotFoundError, validate
 
 __all__ = ["Assignment", "Experiments", "bucket"]
 
@@ -67,7 +67,7 @@ class Experiments:
             return self._by_prompt[request.prompt.id]
         try:
             name = self._registry.resolve(request.model).name
-        except Exception:  # an unknown model fails later, with its proper error
+        except ModelNotFoundError:  # fails later, with its proper error
             return None
         return self._by_model.get(name)
 

@@ -4,6 +4,7 @@ else its key's ``metadata.guard_policy``, else its model's, else the default).""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 
 from chatgate.config import GuardPolicy, GuardsConfig
@@ -11,12 +12,15 @@ from chatgate.gateway.auth import Principal
 from chatgate.guards.engine import Moderator, moderator_from_config
 from chatgate.guards.injection import InjectionDetector
 from chatgate.guards.pii import PiiDetector
-from chatgate.protocol import ChatgateError
+from chatgate.guards.verdict import MODERATION_CATEGORIES
+from chatgate.protocol import ChatgateError, InvalidRequestError
+from chatgate.protocol.moderations import ModerationRequest, ModerationResponse
 
-__all__ = ["GUARD_HEADER", "GuardFlags", "Guards"]
+__all__ = ["GUARD_HEADER", "MAX_MODERATION_CHARACTERS", "GuardFlags", "Guards"]
 
 GUARD_HEADER = "x-chatgate-guard"
 """What the guards flagged before the answer started, e.g. ``pii:email, moderation:hate``."""
+MAX_MODERATION_CHARACTERS = 1_000_000
 
 
 @dataclass(slots=True)
@@ -70,6 +74,37 @@ class Guards:
                 )
             return name, policy
         return None
+
+    async def moderation(self, request: ModerationRequest) -> ModerationResponse:
+        """``/v1/moderations`` (HTTP or a batch line): OpenAI's response for ``request``."""
+        items = [request.input] if isinstance(request.input, str) else request.input
+        texts = [item if isinstance(item, str) else getattr(item, "text", "") for item in items]
+        if any(getattr(item, "type", None) == "image_url" for item in items):
+            raise InvalidRequestError(
+                "Image inputs are not supported by this moderation model.",
+                param="input",
+                code="unsupported_input",
+            )
+        if sum(len(t) for t in texts) > MAX_MODERATION_CHARACTERS:
+            raise InvalidRequestError(
+                f"`input` is too long (at most {MAX_MODERATION_CHARACTERS} characters).",
+                param="input",
+            )
+        names = MODERATION_CATEGORIES
+        verdicts = await self.moderator.moderate(texts)
+        return {
+            "id": f"modr-{secrets.token_hex(12)}",
+            "model": self.moderator.model,
+            "results": [
+                {
+                    "flagged": v.flagged,
+                    "categories": {n: v.categories.get(n, False) for n in names},
+                    "category_scores": {n: v.category_scores.get(n, 0.0) for n in names},
+                    "category_applied_input_types": {n: ["text"] for n in names},
+                }
+                for v in verdicts
+            ],
+        }
 
     def pii_detector(self, policy_name: str) -> PiiDetector:
         return self._pii[policy_name]

@@ -19,12 +19,12 @@ import orjson
 import yaml
 from pydantic import ValidationError
 
+from chatgate.guards.checks import OutputChecker
 from chatgate.prompts.template import CompiledPrompt, PromptError, compile_prompt, definition_hash
 from chatgate.protocol import ChatCompletionRequest, validate
 from chatgate.protocol.prompts import (
     LABEL,
     PROMPT_ID,
-    OutputChecks,
     PromptDefinition,
     PromptReference,
 )
@@ -46,7 +46,8 @@ class PromptUse:
     id: str
     version: int
     label: str | None
-    checks: OutputChecks | None
+    checker: OutputChecker | None
+    """The template's output checks, compiled with the version."""
     guard_policy: str | None = None
 
 
@@ -138,7 +139,7 @@ class PromptLibrary:
             body.setdefault(name, value)
         definition = compiled.definition
         use = PromptUse(
-            compiled.id, compiled.version, label, definition.checks, definition.guard_policy
+            compiled.id, compiled.version, label, compiled.checker, definition.guard_policy
         )
         return validate(ChatCompletionRequest, body), use
 

@@ -15,6 +15,7 @@ import jsonschema
 import orjson
 from jinja2 import TemplateSyntaxError, meta
 
+from chatgate.guards.checks import OutputChecker
 from chatgate.prompts.sandbox import BoundedEnvironment, TemplateLimitError
 from chatgate.protocol import InvalidRequestError
 from chatgate.protocol.prompts import PromptDefinition
@@ -45,6 +46,8 @@ class CompiledPrompt:
     declared: frozenset[str]
     defaults: dict[str, Any]
     validator: jsonschema.protocols.Validator | None
+    checker: OutputChecker | None = None
+    """The version's output checks, compiled once (regexes, JSON Schema)."""
 
     def render(self, variables: dict[str, Any] | None) -> list[dict[str, Any]]:
         """The chat messages of this version with ``variables`` filled in."""
@@ -135,7 +138,10 @@ def compile_prompt(prompt_id: str, version: int, definition: PromptDefinition) -
             f"The messages use variables that `variables` does not declare: {undeclared}.",
             param="variables",
         )
-    compiled = CompiledPrompt(prompt_id, version, definition, declared, defaults, validator)
+    checker = OutputChecker(definition.checks) if definition.checks is not None else None
+    compiled = CompiledPrompt(
+        prompt_id, version, definition, declared, defaults, validator, checker
+    )
     if validator is not None and defaults:
         error = jsonschema.exceptions.best_match(validator.iter_errors(defaults))
         if error is not None and error.validator != "required":

@@ -6,7 +6,7 @@ from typing import Literal, NotRequired
 
 from typing_extensions import TypedDict
 
-__all__ = ["UPLOAD_PURPOSES", "DeletedFile", "FileList", "FileObject"]
+__all__ = ["UPLOAD_PURPOSES", "DeletedFile", "FileObject"]
 
 UPLOAD_PURPOSES = ("batch", "user_data", "assistants", "evals", "fine-tune", "vision")
 """Purposes a client may upload with (``batch_output`` files are made by batches)."""
@@ -21,14 +21,6 @@ class FileObject(TypedDict):
     filename: str
     purpose: str
     status: Literal["processed"]
-
-
-class FileList(TypedDict):
-    object: Literal["list"]
-    data: list[FileObject]
-    first_id: str | None
-    last_id: str | None
-    has_more: bool
 
 
 class DeletedFile(TypedDict):

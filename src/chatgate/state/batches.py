@@ -11,12 +11,13 @@ answers the line again, and only one result (and one bill) is ever recorded.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, tuple_, update
+from sqlalchemy import func, insert, or_, select, tuple_, update
 
 from chatgate.state.db import Database
 from chatgate.state.files import FileAccess
@@ -171,7 +172,9 @@ class BatchStore:
         self, batch_id: str, lines: list[tuple[int, str, bytes]], model: str | None
     ) -> bool:
         """Store every line and move the batch to ``in_progress``, in one transaction (a batch
-        never exists half-loaded)."""
+        never exists half-loaded). Lines are sealed off the event loop and inserted as one
+        executemany."""
+        rows = await asyncio.to_thread(self._sealed_lines, batch_id, lines)
         async with self._db.session() as session:
             moved = await session.execute(
                 update(BatchRow)
@@ -182,21 +185,29 @@ class BatchStore:
             )
             if not moved.rowcount:  # type: ignore[attr-defined]
                 return False
-            for line, custom_id, request in lines:
-                sealed = self._keyring.seal(request, _request_context(batch_id, line))
-                session.add(
-                    BatchItemRow(
-                        batch_id=batch_id,
-                        line=line,
-                        custom_id=custom_id,
-                        state="pending",
-                        attempts=0,
-                        key_id=sealed.key_id,
-                        nonce=sealed.nonce,
-                        request=sealed.ciphertext,
-                    )
-                )
+            if rows:
+                await session.execute(insert(BatchItemRow), rows)
         return True
+
+    def _sealed_lines(
+        self, batch_id: str, lines: list[tuple[int, str, bytes]]
+    ) -> list[dict[str, Any]]:
+        rows = []
+        for line, custom_id, request in lines:
+            sealed = self._keyring.seal(request, _request_context(batch_id, line))
+            rows.append(
+                {
+                    "batch_id": batch_id,
+                    "line": line,
+                    "custom_id": custom_id,
+                    "state": "pending",
+                    "attempts": 0,
+                    "key_id": sealed.key_id,
+                    "nonce": sealed.nonce,
+                    "request": sealed.ciphertext,
+                }
+            )
+        return rows
 
     # --- lines -----------------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ from chatgate.gateway.context import ChatContext, Next, Outcome
 from chatgate.gateway.degraded import canned_outcome
 from chatgate.gateway.guards import GUARD_HEADER, Guards
 from chatgate.gateway.streams import ChunkStream, peek
-from chatgate.guards.checks import OutputChecker
 from chatgate.guards.pii import Pseudonyms, StreamRestorer
 from chatgate.guards.verdict import Verdict, combine
 from chatgate.protocol import (
@@ -31,6 +30,8 @@ __all__ = ["GuardStage"]
 _SCREENED_ROLES = frozenset({"user", "tool", "function"})
 _MODERATE_EVERY = 256
 """Characters of a streamed answer between moderation passes."""
+_MODERATE_OVERLAP = 200
+"""Characters of the previous pass each moderation pass looks at again."""
 
 
 def _text_of(content: Any) -> str:
@@ -64,10 +65,8 @@ class _Run:
         self.pseudonyms: Pseudonyms | None = None
         if name is not None and policy.pii != "off":
             self.pseudonyms = Pseudonyms(stage.guards.pii_detector(name))
-        checks = ctx.prompt.checks if ctx.prompt is not None else None
-        self.checker = (
-            OutputChecker(checks) if checks is not None and policy.output_checks != "off" else None
-        )
+        checker = ctx.prompt.checker if ctx.prompt is not None else None
+        self.checker = checker if policy.output_checks != "off" else None
 
     def flag(self, verdict: Verdict) -> bool:
         if verdict.flagged:
@@ -130,21 +129,28 @@ class _Run:
         return self.flag(verdict) and self.policy.output_moderation == "block"
 
     async def answer(self, completion: ChatCompletion) -> ChatCompletion:
-        completion = copy.deepcopy(completion)  # may be shared with coalesced requests
-        for choice in completion["choices"]:
-            message: dict[str, Any] = dict(choice["message"])
+        # completions may be shared with coalesced requests: change a copy, and only if needed
+        if self.pseudonyms is not None:
+            completion = copy.deepcopy(completion)
+        filtered: list[int] = []
+        for position, choice in enumerate(completion["choices"]):
+            message: dict[str, Any] = choice["message"]  # type: ignore[assignment]
             if self.pseudonyms is not None:
                 _map_texts(message, self.pseudonyms.restore)
             text = message.get("content") or ""
-            filtered = await self._moderate_output(text)
+            blocked = await self._moderate_output(text)
             if self.checker is not None:
                 failed = self.flag(self.checker.final(text))
-                filtered |= failed and self.policy.output_checks == "block"
-            if filtered:
-                message["content"] = self.policy.blocked_reply or ""
-                message.pop("tool_calls", None)
-                choice["finish_reason"] = "content_filter"
-            choice["message"] = message  # type: ignore[typeddict-item]
+                blocked |= failed and self.policy.output_checks == "block"
+            if blocked:
+                filtered.append(position)
+        if filtered and self.pseudonyms is None:
+            completion = copy.deepcopy(completion)
+        for position in filtered:
+            choice = completion["choices"][position]
+            choice["message"]["content"] = self.policy.blocked_reply or ""
+            choice["message"].pop("tool_calls", None)
+            choice["finish_reason"] = "content_filter"
         return completion
 
     async def stream(self, chunks: ChunkStream) -> AsyncIterator[ChatCompletionChunk]:
@@ -166,9 +172,10 @@ class _Run:
 
         try:
             async for original in chunks:
-                chunk = copy.deepcopy(original)  # chunks may be shared with coalesced streams
-                stop = False
-                for choice in chunk["choices"]:
+                # chunks may be shared with coalesced streams: change a copy, and only if needed
+                chunk = copy.deepcopy(original) if self.pseudonyms is not None else original
+                broken: list[int] = []
+                for position, choice in enumerate(chunk["choices"]):
                     index = choice["index"]
                     delta: dict[str, Any] = choice["delta"]  # type: ignore[assignment]
                     piece = delta.get("content")
@@ -191,11 +198,14 @@ class _Run:
                     text = texts.get(index, "") + (delta.get("content") or "")
                     texts[index] = text
                     if await self._stream_breaks(index, text, moderated, choice["finish_reason"]):
-                        choice["delta"] = {}
-                        choice["finish_reason"] = "content_filter"
-                        stop = True
+                        broken.append(position)
+                if broken:
+                    chunk = copy.deepcopy(chunk) if chunk is original else chunk
+                    for position in broken:
+                        chunk["choices"][position]["delta"] = {}
+                        chunk["choices"][position]["finish_reason"] = "content_filter"
                 yield chunk
-                if stop:
+                if broken:
                     return
         finally:
             await chunks.aclose()
@@ -208,10 +218,12 @@ class _Run:
             verdict = self.checker.final(text) if finish else self.checker.partial(text)
             if self.flag(verdict) and policy.output_checks == "block":
                 return True
-        since = len(text) - moderated.get(index, 0)
-        if policy.output_moderation != "off" and (since >= _MODERATE_EVERY or finish):
+        done = moderated.get(index, 0)
+        if policy.output_moderation != "off" and (len(text) - done >= _MODERATE_EVERY or finish):
             moderated[index] = len(text)
-            return await self._moderate_output(text)
+            # what is new, with an overlap for phrases cut at the last pass (not the whole
+            # answer again: a long stream would cost quadratic time)
+            return await self._moderate_output(text[max(0, done - _MODERATE_OVERLAP) :])
         return False
 
 
@@ -231,7 +243,7 @@ class GuardStage:
         template_policy = ctx.prompt.guard_policy if ctx.prompt is not None else None
         chosen = self.guards.policy(template_policy, ctx.principal, ctx.model.name)
         if chosen is None:
-            if ctx.prompt is None or ctx.prompt.checks is None:
+            if ctx.prompt is None or ctx.prompt.checker is None:
                 return await call_next(ctx)
             name, policy = None, GuardPolicy()  # a template's checks apply without a policy
         else:
