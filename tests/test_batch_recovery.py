@@ -27,19 +27,25 @@ from tests.support import MASTER, Gateway, start_gateway
 
 pytestmark = pytest.mark.slow
 LINES = 60
+QUICK = 15
+"""The first lines go to a model that answers in 0.15 s, the rest to one that may hang."""
 
 
-def config(upstream: FakeUpstream, **batches: Any) -> str:
+def config(upstream: FakeUpstream, *, hang: bool = False, **batches: Any) -> str:
+    def model(name: str, upstream_model: str) -> dict[str, str]:
+        return {
+            "name": name,
+            "provider": "openai_compat",
+            "base_url": upstream.base_url,
+            "upstream_model": upstream_model,
+        }
+
     return json.dumps(
         {
             "batches": {"poll_interval": 0.05, "concurrency": 6, "lease_seconds": 2, **batches},
             "models": [
-                {
-                    "name": "slow",
-                    "provider": "openai_compat",
-                    "base_url": upstream.base_url,
-                    "upstream_model": "sleep-0.15-echo",
-                },
+                model("slow", "sleep-0.15-echo"),
+                model("later", "sleep-60-echo" if hang else "sleep-0.15-echo"),
             ],
         }
     )
@@ -53,7 +59,7 @@ def submit(server: Gateway) -> tuple[openai.OpenAI, str, int]:
             "method": "POST",
             "url": "/v1/chat/completions",
             "body": {
-                "model": "slow",
+                "model": "slow" if i < QUICK else "later",
                 "messages": [{"role": "user", "content": f"number {i} " * 3}],
             },
         }
@@ -103,10 +109,11 @@ def test_a_sigkilled_server_resumes_without_loss_or_duplicates(tmp_path: Path) -
     upstream = FakeUpstream()
     upstream.start()
     env = {"CHATGATE_MASTER_KEY": MASTER}
-    first = start_gateway(tmp_path, config=config(upstream), env=env)
+    # the first server's later lines hang upstream, so the kill always finds lines mid-flight
+    first = start_gateway(tmp_path, config=config(upstream, hang=True), env=env)
     try:
         client, batch_id, tokens = submit(first)
-        wait_until(lambda: progress(client, batch_id)[1] >= 12)
+        wait_until(lambda: progress(client, batch_id)[1] >= QUICK)
         kill_tree(first.process.pid)
         with sqlite3.connect(tmp_path / "data" / "chatgate.db") as db:
             (running,) = db.execute(

@@ -33,6 +33,9 @@ __all__ = ["BatchRunner"]
 
 log = logging.getLogger("chatgate.batches")
 
+_GROUP_COMMIT_WINDOW = 0.005
+"""Seconds a finished line waits for others to share its commit."""
+
 
 def _expired_line(custom_id: str) -> bytes:
     return orjson.dumps(
@@ -69,6 +72,8 @@ class BatchRunner:
         self._wake = asyncio.Event()
         self._nudged = True
         self._advanced_at = 0.0
+        self._to_commit: list[tuple[Claim, Settled, asyncio.Future[bool]]] = []
+        self._commit_wanted = asyncio.Event()
         self._batches: dict[str, BatchRow] = {}
         """The active batches as of the last lifecycle pass."""
 
@@ -76,6 +81,7 @@ class BatchRunner:
         self._tasks = [
             asyncio.create_task(self._work(), name="chatgate-batches"),
             asyncio.create_task(self._heartbeat(), name="chatgate-batch-leases"),
+            asyncio.create_task(self._committer(), name="chatgate-batch-commits"),
         ]
 
     def nudge(self) -> None:
@@ -204,9 +210,38 @@ class BatchRunner:
             log.exception("batch %s line %d failed", claim.batch_id, claim.line)
             await self._retry_or_fail(claim, "internal_error", repr(exc)[:300])
             return
-        if not await self._store.commit(self.worker_id, claim.batch_id, claim.line, settled):
+        if not await self._commit(claim, settled):
             log.warning("batch %s line %d: lease lost, result dropped", claim.batch_id, claim.line)
         self._wake.set()
+
+    async def _commit(self, claim: Claim, settled: Settled) -> bool:
+        """Queue a line's result for the next group commit and wait for it (the line keeps its
+        slot, and its lease is renewed, until its result is in the store)."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._to_commit.append((claim, settled, done))
+        self._commit_wanted.set()
+        return await done
+
+    async def _committer(self) -> None:
+        """Commit queued results together: one transaction per few milliseconds of finished
+        lines instead of one per line."""
+        while True:
+            await self._commit_wanted.wait()
+            await asyncio.sleep(_GROUP_COMMIT_WINDOW)  # let a few more lines finish
+            self._commit_wanted.clear()
+            group, self._to_commit = self._to_commit, []
+            try:
+                recorded = await self._store.commit_many(
+                    self.worker_id, [(c.batch_id, c.line, settled) for c, settled, _ in group]
+                )
+            except Exception as exc:
+                for _, _, done in group:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for (_, _, done), ok in zip(group, recorded, strict=True):
+                if not done.done():
+                    done.set_result(ok)
 
     async def _retry_or_fail(self, claim: Claim, code: str, message: str) -> None:
         if claim.attempts < self._config.max_attempts:
@@ -220,9 +255,7 @@ class BatchRunner:
                 "error": {"code": code, "message": message},
             }
         )
-        await self._store.commit(
-            self.worker_id, claim.batch_id, claim.line, Settled(ok=False, result=result)
-        )
+        await self._commit(claim, Settled(ok=False, result=result))
 
     # --- lifecycle -------------------------------------------------------------------------
 

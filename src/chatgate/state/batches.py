@@ -284,43 +284,47 @@ class BatchStore:
             )
 
     async def commit(self, owner: str, batch_id: str, line: int, settled: Settled) -> bool:
-        """Record a line's result once: only while ``owner`` holds its lease. The batch's
-        counts, usage and cost move in the same transaction. False: the lease was lost (another
-        runner has or will have the line) and nothing was recorded."""
-        sealed = self._keyring.seal(settled.result, _result_context(batch_id, line))
+        """Record one line's result (see ``commit_many``)."""
+        return (await self.commit_many(owner, [(batch_id, line, settled)]))[0]
+
+    async def commit_many(self, owner: str, results: list[tuple[str, int, Settled]]) -> list[bool]:
+        """Record lines' results once each: a line is recorded only while ``owner`` holds its
+        lease, and its batch's counts, usage and cost move in the same transaction. Several
+        lines share one transaction (a group commit). False for a line whose lease was lost
+        (another runner has or will have it): nothing of it was recorded."""
+        sealed = [
+            self._keyring.seal(settled.result, _result_context(batch_id, line))
+            for batch_id, line, settled in results
+        ]
+        recorded: list[bool] = []
+        totals: dict[str, dict[Any, Any]] = {}
         async with self._db.session() as session:
-            done = await session.execute(
-                update(BatchItemRow)
-                .where(BatchItemRow.batch_id == batch_id, BatchItemRow.line == line)
-                .where(BatchItemRow.lease_owner == owner, BatchItemRow.state == "running")
-                .values(
-                    state="done",
-                    ok=settled.ok,
-                    result_key_id=sealed.key_id,
-                    result_nonce=sealed.nonce,
-                    result=sealed.ciphertext,
-                    lease_until=None,
+            for (batch_id, line, settled), seal in zip(results, sealed, strict=True):
+                done = await session.execute(
+                    update(BatchItemRow)
+                    .where(BatchItemRow.batch_id == batch_id, BatchItemRow.line == line)
+                    .where(BatchItemRow.lease_owner == owner, BatchItemRow.state == "running")
+                    .values(
+                        state="done",
+                        ok=settled.ok,
+                        result_key_id=seal.key_id,
+                        result_nonce=seal.nonce,
+                        result=seal.ciphertext,
+                        lease_until=None,
+                    )
+                    .execution_options(synchronize_session=False)
                 )
-            )
-            if not done.rowcount:  # type: ignore[attr-defined]
-                return False
-            counter = BatchRow.completed if settled.ok else BatchRow.failed
-            await session.execute(
-                update(BatchRow)
-                .where(BatchRow.id == batch_id)
-                .values(
-                    {
-                        counter: counter + 1,
-                        BatchRow.input_tokens: BatchRow.input_tokens + settled.input_tokens,
-                        BatchRow.cached_tokens: BatchRow.cached_tokens + settled.cached_tokens,
-                        BatchRow.output_tokens: BatchRow.output_tokens + settled.output_tokens,
-                        BatchRow.reasoning_tokens: BatchRow.reasoning_tokens
-                        + settled.reasoning_tokens,
-                        BatchRow.cost: BatchRow.cost + settled.cost,
-                    }
+                recorded.append(bool(done.rowcount))  # type: ignore[attr-defined]
+                if recorded[-1]:
+                    _add(totals.setdefault(batch_id, {}), settled)
+            for batch_id, added in totals.items():
+                await session.execute(
+                    update(BatchRow)
+                    .where(BatchRow.id == batch_id)
+                    .values({column: column + amount for column, amount in added.items()})
+                    .execution_options(synchronize_session=False)
                 )
-            )
-        return True
+        return recorded
 
     async def close_pending(self, batch_id: str, result: Any) -> int:
         """Settle every line not yet done with ``result(custom_id) -> bytes`` as a failure
@@ -377,6 +381,20 @@ class BatchStore:
                 sealed = Sealed(row.result_key_id, row.result_nonce or b"", row.result)
                 out += self._keyring.open(sealed, _result_context(batch_id, row.line)) + b"\n"
         return bytes(out)
+
+
+def _add(totals: dict[Any, Any], settled: Settled) -> None:
+    """Fold one line into its batch's pending increments."""
+    counter = BatchRow.completed if settled.ok else BatchRow.failed
+    for column, amount in (
+        (counter, 1),
+        (BatchRow.input_tokens, settled.input_tokens),
+        (BatchRow.cached_tokens, settled.cached_tokens),
+        (BatchRow.output_tokens, settled.output_tokens),
+        (BatchRow.reasoning_tokens, settled.reasoning_tokens),
+        (BatchRow.cost, settled.cost),
+    ):
+        totals[column] = totals.get(column, 0) + amount
 
 
 def _visible(access: FileAccess) -> Any:
