@@ -27,13 +27,17 @@ Every request's upstream model is appended to ``arrivals`` as it arrives.
 - ``stream-cut-clean``: two chunks, then a clean end with no finish and no ``[DONE]``.
 
 ``POST /v1/moderations`` flags ``violence`` in any input containing ``flag-me``.
+``POST /v1/embeddings`` answers 8-wide vectors derived from each input (in reverse order: the
+``index`` fields say which is which).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
+import struct
 import threading
 import time
 from collections import Counter
@@ -91,6 +95,7 @@ class FakeUpstream:
             app = web.Application()
             app.router.add_post("/v1/chat/completions", self._chat)
             app.router.add_post("/v1/moderations", self._moderations)
+            app.router.add_post("/v1/embeddings", self._embeddings)
             app.router.add_post("/control/release", self._release_held)
             self._runner = web.AppRunner(app, handle_signals=False)
             loop.run_until_complete(self._runner.setup())
@@ -193,6 +198,30 @@ class FakeUpstream:
                 }
             )
         return web.json_response({"id": "modr-fake", "model": body["model"], "results": results})
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        """8-wide vectors derived from each input's text (token arrays: their ids); honours
+        ``encoding_format``; model ``error-400`` answers 400."""
+        body = await request.json()
+        self.received.append(Received(dict(request.headers), body))
+        if body["model"] == "error-400":
+            return _error(400, "fake embeddings refused this", "invalid_request_error", "input")
+        raw = body["input"]
+        inputs = raw if isinstance(raw, list) and not isinstance(raw[0], int) else [raw]
+        data = []
+        for index, item in enumerate(inputs):
+            seed = str(item).encode()
+            vector = [((b * (i + 1)) % 97) / 97 for i, b in enumerate(seed[:8].ljust(8, b"-"))]
+            if body.get("encoding_format") == "base64":
+                encoded: Any = base64.b64encode(struct.pack("<8f", *vector)).decode()
+            else:
+                encoded = vector
+            data.append({"object": "embedding", "index": index, "embedding": encoded})
+        tokens = sum(len(str(i).split()) for i in inputs)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return web.json_response(
+            {"object": "list", "data": data[::-1], "model": body["model"], "usage": usage}
+        )
 
     async def _release_held(self, request: web.Request) -> web.Response:
         assert self._release is not None

@@ -31,8 +31,10 @@ from chatgate.config import (
     GuardPolicy,
     GuardsConfig,
     LimitsConfig,
+    LocalEmbeddingModelConfig,
     LocalModelConfig,
     ModerationConfig,
+    OpenAICompatEmbeddingModelConfig,
     OpenAICompatModelConfig,
     PromptsConfig,
     RoutingConfig,
@@ -74,12 +76,14 @@ def test_every_setting_is_in_the_configuration_reference() -> None:
         "auto_models[]": AutoModelConfig,
         "auto_models[].rules[]": AutoRule,
         "models[]": LocalModelConfig,
+        "embedding_models[]": LocalEmbeddingModelConfig,
     }
-    top = ("models", "auto_models", "experiments", *sections)
+    top = ("models", "embedding_models", "auto_models", "experiments", *sections)
     keys = [name for name in Settings.model_fields if name not in top]
     for prefix, model in sections.items():
         keys += _keys(prefix, model)
     keys += _keys("models[]", OpenAICompatModelConfig)
+    keys += _keys("embedding_models[]", OpenAICompatEmbeddingModelConfig)
     missing = [key for key in keys if f"`{key}`" not in README]
     assert not missing, f"README's configuration reference lacks {missing}"
 

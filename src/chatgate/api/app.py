@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from chatgate.api.admin import AdminEndpoints
 from chatgate.api.batches import BatchEndpoints
 from chatgate.api.chat import ChatEndpoint
+from chatgate.api.embeddings import EmbeddingEndpoint
 from chatgate.api.experiments import ExperimentEndpoints
 from chatgate.api.files import FileEndpoints
 from chatgate.api.middleware import RequestIdMiddleware
@@ -96,11 +97,17 @@ def _middleware(settings: Settings) -> list[Middleware]:
 def create_app(settings: Settings) -> Starlette:
     services = Services(settings)
     auth = services.authenticator
-    models = ModelEndpoints(services.registry, auth, [a.name for a in settings.auto_models])
+    models = ModelEndpoints(
+        services.registry,
+        auth,
+        [a.name for a in settings.auto_models],
+        services.embedding_models,
+    )
     admin = AdminEndpoints(services)
     tokenize = TokenizeEndpoint(services.registry, auth)
     prompts = PromptEndpoints(services.prompts, auth)
     moderations = ModerationEndpoint(services.guards, auth)
+    embeddings = EmbeddingEndpoint(services.embedding_models, auth)
     experiments = ExperimentEndpoints(settings.experiments, services.feedback, auth)
     files = FileEndpoints(services.files, auth, settings.files)
     batches = BatchEndpoints(services.batches, services.files, auth, services.batch_runner)
@@ -132,6 +139,7 @@ def create_app(settings: Settings) -> Starlette:
             ),
             Route("/v1/models", models.list, methods=["GET"]),
             Route("/v1/moderations", moderations.create, methods=["POST"]),
+            Route("/v1/embeddings", embeddings.create, methods=["POST"]),
             Route("/v1/feedback", experiments.feedback, methods=["POST"]),
             Route("/v1/files", files.create, methods=["POST"]),
             Route("/v1/files", files.list_files, methods=["GET"]),

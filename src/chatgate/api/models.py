@@ -8,6 +8,7 @@ from starlette.responses import Response
 from chatgate.api.auth import authenticate
 from chatgate.api.render import json_response
 from chatgate.gateway import Authenticator, ModelRegistry
+from chatgate.gateway.embeddings import EmbeddingModels
 from chatgate.protocol import ModelList, ModelNotFoundError, ModelObject
 
 __all__ = ["ModelEndpoints"]
@@ -15,16 +16,22 @@ __all__ = ["ModelEndpoints"]
 
 class ModelEndpoints:
     def __init__(
-        self, registry: ModelRegistry, authenticator: Authenticator, auto: list[str] | None = None
+        self,
+        registry: ModelRegistry,
+        authenticator: Authenticator,
+        auto: list[str] | None = None,
+        embedding_models: EmbeddingModels | None = None,
     ):
         self._registry = registry
         self._auth = authenticator
         self._auto = auto or []
+        self._embedding = embedding_models or EmbeddingModels([])
 
     async def list(self, request: Request) -> Response:
         principal = await authenticate(request, self._auth, "models")
         data = [m for m in self._registry.models() if principal.may_use_model(m["id"])]
         data += [self._auto_object(n) for n in self._auto if principal.may_use_model(n)]
+        data += [m for m in self._embedding.models() if principal.may_use_model(m["id"])]
         models: ModelList = {"object": "list", "data": data}
         return json_response(models)
 
@@ -35,6 +42,8 @@ class ModelEndpoints:
             return json_response(self._auto_object(model_id))
         if not principal.may_use_model(model_id):
             raise ModelNotFoundError(model_id)
+        if model_id in self._embedding:
+            return json_response(self._embedding.resolve(model_id).model_object(model_id))
         return json_response(self._registry.model(model_id))
 
     def _auto_object(self, name: str) -> ModelObject:
@@ -43,7 +52,7 @@ class ModelEndpoints:
         return {"id": name, "object": "model", "created": created, "owned_by": "chatgate"}
 
     async def health(self, request: Request) -> Response:
-        states = self._registry.states()
+        states = {**self._registry.states(), **self._embedding.states()}
         values = set(states.values())
         status = "ok" if values <= {"ready"} else "failed" if "failed" in values else "loading"
         return json_response({"status": status, "models": states}, 200 if status == "ok" else 503)

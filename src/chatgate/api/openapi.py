@@ -9,6 +9,7 @@ from pydantic import TypeAdapter
 from chatgate import __version__
 from chatgate.api._schema import _json, _list_of, _operation, _path_param, _ref
 from chatgate.api.openapi_data import data_paths
+from chatgate.api.openapi_retrieval import retrieval_paths
 from chatgate.protocol import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -26,6 +27,7 @@ from chatgate.protocol.admin import (
     TokenRequest,
 )
 from chatgate.protocol.batches import BatchCreateRequest
+from chatgate.protocol.embeddings import EmbeddingResponse
 from chatgate.protocol.feedback import FeedbackRequest
 from chatgate.protocol.models import ModelList, ModelObject
 from chatgate.protocol.moderations import ModerationRequest, ModerationResponse
@@ -69,6 +71,7 @@ _TYPES: dict[str, Any] = {
     "TokenizeResponse": TokenizeResponse,
     "BatchCreateRequest": BatchCreateRequest,
     "FeedbackRequest": FeedbackRequest,
+    "EmbeddingResponse": EmbeddingResponse,
     "ModerationRequest": ModerationRequest,
     "ModerationResponse": ModerationResponse,
     "PromptLabelRequest": PromptLabelRequest,
@@ -273,6 +276,7 @@ def openapi_document() -> dict[str, Any]:
             },
             **_prompt_paths(auth_errors),
             **data_paths(auth_errors),
+            **retrieval_paths(auth_errors),
             "/admin/limits": {
                 "get": _operation(
                     "limitsStatus",

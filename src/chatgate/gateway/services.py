@@ -21,6 +21,7 @@ from chatgate.gateway.auth import Authenticator
 from chatgate.gateway.auto import AutoModels
 from chatgate.gateway.batch_lines import LineAnswerer
 from chatgate.gateway.batches import BatchRunner
+from chatgate.gateway.embeddings import EmbeddingModels
 from chatgate.gateway.experiments import Experiments
 from chatgate.gateway.guards import Guards
 from chatgate.gateway.observe import Metrics, Observer
@@ -130,6 +131,7 @@ class Services:
             poll_interval=settings.auth.revocation_poll_interval,
         )
         self.registry = ModelRegistry.from_settings(settings, created=int(time.time()))
+        self.embedding_models = EmbeddingModels.from_settings(settings, created=int(time.time()))
         self.metrics = Metrics()
         self.tracing = tracing_from_config(settings.observability)
         limits = settings.limits
@@ -241,6 +243,7 @@ class Services:
         await self.budgets.start()
         await self.observer.start()
         await self.registry.start()
+        await self.embedding_models.start()
         if run_batches if run_batches is not None else self.settings.batches.runner == "server":
             await self.batch_runner.start()
             self._run_batches = True
@@ -255,6 +258,7 @@ class Services:
         if self._run_batches:
             await self.batch_runner.close()
         await self.registry.close()
+        await self.embedding_models.close()
         await self.limiter.close()
         await self.budgets.close()
         await self.budget_counters.close()

@@ -26,12 +26,14 @@ __all__ = [
 ENDPOINTS = (
     "batches",
     "chat.completions",
+    "embeddings",
     "feedback",
     "files",
     "models",
     "moderations",
     "tokens",
     "tokenize",
+    "vector_stores",
 )
 """Endpoint scopes a key may be limited to (empty list: all of them)."""
 

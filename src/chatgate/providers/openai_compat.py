@@ -9,7 +9,7 @@ upstream echoes back.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -27,7 +27,7 @@ from chatgate.protocol import (
 from chatgate.providers.base import Capabilities, ChatCall, ProviderState
 from chatgate.tokenizers import chat_tokens, encoding_for, encoding_name_for
 
-__all__ = ["OpenAICompatProvider"]
+__all__ = ["OpenAICompatProvider", "post_upstream", "scrub_secret", "upstream_headers"]
 
 log = logging.getLogger("chatgate.providers.openai_compat")
 
@@ -44,9 +44,7 @@ class OpenAICompatProvider:
         self._api_key = api_key
         self._url = config.base_url.rstrip("/") + "/chat/completions"
         self._upstream_model = config.upstream_model or config.name
-        self._headers = {**config.headers, "Content-Type": "application/json"}
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._headers = upstream_headers(config.headers, api_key)
         self._session: aiohttp.ClientSession | None = None
         self._encoder = encoding_for(config.tokenizer or encoding_name_for(self._upstream_model))
 
@@ -104,74 +102,23 @@ class OpenAICompatProvider:
         if self._session is None:
             raise ChatgateError("The upstream client is not started.")
         headers = {**self._headers, "X-Request-Id": call.request_id}
-        try:
-            response = await self._session.post(
-                self._url,
-                data=self._body(call),
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(
-                    total=call.time_left(),
-                    sock_connect=self._config.connect_timeout,
-                    sock_read=self._config.read_timeout,
-                ),
-            )
-        except TimeoutError as exc:
-            raise UpstreamTimeoutError(
-                f"The upstream for `{self._config.name}` did not answer in time."
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(
-                f"The upstream for `{self._config.name}` is unreachable ({type(exc).__name__}).",
-                status=502,
-                error_type="api_error",
-                code="upstream_unreachable",
-            ) from exc
-        if response.status >= 400:
-            try:
-                raise await self._error(response)
-            finally:
-                response.release()
-        return response
-
-    async def _error(self, response: aiohttp.ClientResponse) -> UpstreamError:
-        raw = await response.content.read(_MAX_ERROR_BYTES)
-        message = self._scrub(raw.decode("utf-8", "replace"))
-        error_type: str | None = None
-        param: str | None = None
-        code: str | None = None
-        try:
-            payload = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            payload = None
-        if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
-            error = payload["error"]
-            message = self._scrub(str(error.get("message") or message))
-            error_type = _str_or_none(error.get("type"))
-            param = _str_or_none(error.get("param"))
-            code = _str_or_none(error.get("code"))
-        status = response.status
-        if status in (401, 403):
-            # The client's credentials to chatgate were fine: this is the gateway's own key.
-            log.error("upstream %s rejected chatgate's key (%s)", self._config.name, status)
-            return UpstreamError(
-                f"The upstream for `{self._config.name}` rejected the gateway's credentials.",
-                status=502,
-                error_type="api_error",
-                code="upstream_auth_failed",
-            )
-        return UpstreamError(
-            message,
-            status=status,
-            error_type=error_type,
-            param=param,
-            code=code,
-            retry_after=_retry_after(response),
+        timeout = aiohttp.ClientTimeout(
+            total=call.time_left(),
+            sock_connect=self._config.connect_timeout,
+            sock_read=self._config.read_timeout,
+        )
+        return await post_upstream(
+            self._session,
+            self._url,
+            self._body(call),
+            headers=headers,
+            client_timeout=timeout,
+            name=self._config.name,
+            scrub=self._scrub,
         )
 
     def _scrub(self, text: str) -> str:
-        if self._api_key and self._api_key in text:
-            text = text.replace(self._api_key, "***")
-        return text
+        return scrub_secret(text, self._api_key)
 
     async def complete(self, call: ChatCall) -> ChatCompletion:
         response = await self._post(call)
@@ -228,6 +175,90 @@ class OpenAICompatProvider:
             response.release()
         if not finished:  # a clean end without [DONE] is accepted once the answer finished
             raise _broken(None)
+
+
+def upstream_headers(extra: dict[str, str], api_key: str | None) -> dict[str, str]:
+    """Headers for every call to an upstream: config's extras, JSON, and the gateway's key."""
+    headers = {**extra, "Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def scrub_secret(text: str, secret: str | None) -> str:
+    """``text`` with the gateway's upstream key masked (upstreams echo what they received)."""
+    if secret and secret in text:
+        text = text.replace(secret, "***")
+    return text
+
+
+async def post_upstream(
+    session: aiohttp.ClientSession,
+    url: str,
+    data: bytes,
+    *,
+    headers: dict[str, str],
+    client_timeout: aiohttp.ClientTimeout,
+    name: str,
+    scrub: Callable[[str], str],
+) -> aiohttp.ClientResponse:
+    """POST to an upstream; transport failures and error statuses become ``ChatgateError``s
+    (the upstream's message scrubbed of the gateway's key)."""
+    try:
+        response = await session.post(url, data=data, headers=headers, timeout=client_timeout)
+    except TimeoutError as exc:
+        raise UpstreamTimeoutError(f"The upstream for `{name}` did not answer in time.") from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamError(
+            f"The upstream for `{name}` is unreachable ({type(exc).__name__}).",
+            status=502,
+            error_type="api_error",
+            code="upstream_unreachable",
+        ) from exc
+    if response.status >= 400:
+        try:
+            raise await _upstream_error(response, name, scrub)
+        finally:
+            response.release()
+    return response
+
+
+async def _upstream_error(
+    response: aiohttp.ClientResponse, name: str, scrub: Callable[[str], str]
+) -> UpstreamError:
+    raw = await response.content.read(_MAX_ERROR_BYTES)
+    message = scrub(raw.decode("utf-8", "replace"))
+    error_type: str | None = None
+    param: str | None = None
+    code: str | None = None
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        error = payload["error"]
+        message = scrub(str(error.get("message") or message))
+        error_type = _str_or_none(error.get("type"))
+        param = _str_or_none(error.get("param"))
+        code = _str_or_none(error.get("code"))
+    status = response.status
+    if status in (401, 403):
+        # The client's credentials to chatgate were fine: this is the gateway's own key.
+        log.error("upstream %s rejected chatgate's key (%s)", name, status)
+        return UpstreamError(
+            f"The upstream for `{name}` rejected the gateway's credentials.",
+            status=502,
+            error_type="api_error",
+            code="upstream_auth_failed",
+        )
+    return UpstreamError(
+        message,
+        status=status,
+        error_type=error_type,
+        param=param,
+        code=code,
+        retry_after=_retry_after(response),
+    )
 
 
 def _retry_after(response: aiohttp.ClientResponse) -> float | None:
