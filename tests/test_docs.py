@@ -42,6 +42,7 @@ from chatgate.config import (
     Settings,
     StoreConfig,
     VariantConfig,
+    VectorStoresConfig,
     load_settings,
 )
 
@@ -68,6 +69,7 @@ def test_every_setting_is_in_the_configuration_reference() -> None:
         "prompts": PromptsConfig,
         "files": FilesConfig,
         "batches": BatchesConfig,
+        "vector_stores": VectorStoresConfig,
         "guards": GuardsConfig,
         "guards.moderation": ModerationConfig,
         "guards.policies.*": GuardPolicy,

@@ -44,6 +44,7 @@ __all__ = [
     "FilesConfig",
     "GuardPolicy",
     "GuardsConfig",
+    "KnowledgeBinding",
     "LimitSpec",
     "LimitsConfig",
     "LocalEmbeddingModelConfig",
@@ -60,6 +61,7 @@ __all__ = [
     "Settings",
     "StoreConfig",
     "VariantConfig",
+    "VectorStoresConfig",
     "load_settings",
     "resolve_secret",
 ]
@@ -330,6 +332,38 @@ class BatchesConfig(_Section):
     """Lines a batch may hold (OpenAI's limit)."""
 
 
+class VectorStoresConfig(_Section):
+    embedding_model: str | None = None
+    """Embedding model for new vector stores (default: the first of `embedding_models`)."""
+    runner: Literal["server", "off"] = "server"
+    """`server`: this process ingests attached files; `off`: leave it to `chatgate worker`."""
+    ingest_concurrency: Annotated[int, Field(ge=1, le=64)] = 2
+    """Files ingested at once per process."""
+    lease_seconds: Annotated[float, Field(ge=5)] = 120.0
+    """A file's ingestion lease; a replica that dies mid-file leaves it to another after this."""
+    poll_interval: Annotated[float, Field(gt=0)] = 1.0
+    """Seconds between looks for files to ingest (new attachments wake the runner at once)."""
+    max_attempts: Annotated[int, Field(ge=1)] = 3
+    """Ingestion attempts before a file is marked `failed` with `server_error`."""
+    candidates: Annotated[int, Field(ge=1, le=1000)] = 50
+    """Results taken from each of the vector and keyword searches before fusion."""
+    rrf_k: Annotated[float, Field(gt=0)] = 60.0
+    """Reciprocal rank fusion constant: a result's score is the sum of 1/(rrf_k + rank)."""
+    cache_bytes: Annotated[int, Field(ge=0)] = 1024 * 1024 * 1024
+    """Vectors held in memory per process for search (least recently searched stores go first)."""
+    grounding_threshold: Annotated[float, Field(ge=0, le=1)] = 0.3
+    """Grounded chat: retrieved chunks whose cosine similarity to the question is below this are
+    not used; with none left, the answer says it does not know."""
+    grounding_instructions: str = (
+        "Answer the user's question using only the numbered sources below. Cite the sources you "
+        "use as [1], [2], ... right after the sentence they support. If the sources do not "
+        "contain the answer, say that you don't know."
+    )
+    """The system message put before the retrieved sources."""
+    no_answer: str = "I don't know: the knowledge base has nothing relevant to this question."
+    """The reply when nothing relevant was retrieved."""
+
+
 class PromptsConfig(_Section):
     directory: Path | None = None
     """A folder of template files (`*.yaml`, `*.yml`, `*.json`) pushed at start; each file's
@@ -383,6 +417,13 @@ class PricingSpec(_Section):
     """USD per 1M completion tokens."""
 
 
+class KnowledgeBinding(_Section):
+    vector_store_ids: Annotated[list[str], Field(min_length=1, max_length=10)]
+    """Vector stores every request to this model is grounded on (whoever's key calls it)."""
+    max_num_results: Annotated[int, Field(ge=1, le=20)] = 4
+    """Chunks retrieved per request."""
+
+
 class _ModelBase(_Section):
     name: Annotated[str, Field(min_length=1)]
     """Public model id, as clients send it in `model`. Entries sharing a name are deployments of
@@ -406,6 +447,9 @@ class _ModelBase(_Section):
     context_clamp: bool = False
     """Default: lower `max_tokens` to what fits rather than fail."""
     pricing: PricingSpec | None = None
+    knowledge: KnowledgeBinding | None = None
+    """Ground every request to this model on these vector stores (retrieved chunks with a
+    cite-your-sources instruction; citations in the response)."""
     """USD per 1M tokens (default: the built-in table for OpenAI models; local models are
     free)."""
 
@@ -614,6 +658,7 @@ class Settings(BaseSettings):
     guards: GuardsConfig = GuardsConfig()
     files: FilesConfig = FilesConfig()
     batches: BatchesConfig = BatchesConfig()
+    vector_stores: VectorStoresConfig = VectorStoresConfig()
     models: list[ModelConfig] = Field(default_factory=_default_models)
     embedding_models: list[EmbeddingModelConfig] = Field(default_factory=_default_embedding_models)
     """Models for `/v1/embeddings` and vector stores (default: all-MiniLM-L6-v2, embedded)."""
@@ -661,6 +706,11 @@ class Settings(BaseSettings):
                 if model_id in owner:
                     raise ValueError(f"embedding_models[{i}]: duplicate model id `{model_id}`")
                 owner[model_id] = embedding.name
+        chosen = self.vector_stores.embedding_model
+        if chosen is not None and not any(
+            chosen in (e.name, *e.aliases) for e in self.embedding_models
+        ):
+            raise ValueError(f"vector_stores.embedding_model: unknown embedding model `{chosen}`")
         return self
 
     @classmethod

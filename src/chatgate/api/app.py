@@ -31,6 +31,7 @@ from chatgate.api.openapi import openapi_document
 from chatgate.api.prompts import PromptEndpoints
 from chatgate.api.tokenize import TokenizeEndpoint
 from chatgate.api.tokens import TokenEndpoint
+from chatgate.api.vector_stores import VectorStoreEndpoints
 from chatgate.config import Settings, load_settings
 from chatgate.gateway.services import Services
 from chatgate.logs import configure_logging
@@ -108,6 +109,7 @@ def create_app(settings: Settings) -> Starlette:
     prompts = PromptEndpoints(services.prompts, auth)
     moderations = ModerationEndpoint(services.guards, auth)
     embeddings = EmbeddingEndpoint(services.embedding_models, auth)
+    vector_stores = VectorStoreEndpoints(services.vector_stores, auth)
     experiments = ExperimentEndpoints(settings.experiments, services.feedback, auth)
     files = FileEndpoints(services.files, auth, settings.files)
     batches = BatchEndpoints(services.batches, services.files, auth, services.batch_runner)
@@ -140,6 +142,10 @@ def create_app(settings: Settings) -> Starlette:
             Route("/v1/models", models.list, methods=["GET"]),
             Route("/v1/moderations", moderations.create, methods=["POST"]),
             Route("/v1/embeddings", embeddings.create, methods=["POST"]),
+            *(
+                Route(path, handler, methods=[method])
+                for path, handler, method in vector_stores.routes()
+            ),
             Route("/v1/feedback", experiments.feedback, methods=["POST"]),
             Route("/v1/files", files.create, methods=["POST"]),
             Route("/v1/files", files.list_files, methods=["GET"]),

@@ -9,9 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from chatgate.api.auth import authenticate
-from chatgate.api.files import access_of, missing_file
-from chatgate.api.render import json_response, list_page
+from chatgate.api.files import missing_file
+from chatgate.api.render import json_response, list_page, page_params
 from chatgate.gateway import Authenticator
+from chatgate.gateway.auth import access_of
 from chatgate.gateway.batches import BatchRunner
 from chatgate.protocol import (
     ConflictError,
@@ -153,14 +154,6 @@ class BatchEndpoints:
 
     async def list_batches(self, request: Request) -> Response:
         principal = await authenticate(request, self._auth, "batches")
-        params = request.query_params
-        try:
-            limit = int(params.get("limit", "20"))
-        except ValueError:
-            limit = 0
-        if not 1 <= limit <= 100:
-            raise InvalidRequestError("`limit` must be between 1 and 100.", param="limit")
-        rows, more = await self._store.list_batches(
-            access_of(principal), after=params.get("after") or None, limit=limit
-        )
+        after, limit, _ = page_params(request)
+        rows, more = await self._store.list_batches(access_of(principal), after=after, limit=limit)
         return json_response(list_page([batch_object(r) for r in rows], more))

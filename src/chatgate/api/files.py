@@ -15,22 +15,15 @@ from chatgate.api.auth import authenticate
 from chatgate.api.render import json_response, list_page
 from chatgate.config import FilesConfig
 from chatgate.gateway import Authenticator
-from chatgate.gateway.auth import Principal
+from chatgate.gateway.auth import access_of
 from chatgate.protocol import InvalidRequestError, NotFoundError
 from chatgate.protocol.files import UPLOAD_PURPOSES, DeletedFile, FileObject
-from chatgate.state.files import FileAccess, FileInfo, FileStore, FileTooLarge
+from chatgate.state.files import FileInfo, FileStore, FileTooLarge
 
-__all__ = ["FileEndpoints", "access_of", "file_object", "missing_file"]
+__all__ = ["FileEndpoints", "file_object", "missing_file"]
 
 _READ = 1 << 20
 _MIN_EXPIRY, _MAX_EXPIRY = 3600, 30 * 86400
-
-
-def access_of(principal: Principal) -> FileAccess:
-    key = principal.key
-    if key is None:
-        return FileAccess(None, None, admin=principal.is_admin)
-    return FileAccess(key.id, key.owner)
 
 
 def file_object(info: FileInfo) -> FileObject:

@@ -21,9 +21,10 @@ from typing import Literal
 from chatgate.gateway.tokens import TokenClaims, TokenSigner, glob_allows
 from chatgate.protocol import AuthenticationError, PermissionDeniedError, TooManyRequestsError
 from chatgate.state import ApiKey, KeyStore, hash_secret, looks_like_key
+from chatgate.state.files import FileAccess
 from chatgate.state.token_uses import TokenUses
 
-__all__ = ["Authenticator", "Principal"]
+__all__ = ["Authenticator", "Principal", "access_of"]
 
 log = logging.getLogger("chatgate.auth")
 
@@ -228,3 +229,12 @@ def _bearer(authorization: str | None) -> str | None:
             "Malformed Authorization header; expected `Authorization: Bearer <key>`."
         )
     return credential
+
+
+def access_of(principal: Principal) -> FileAccess:
+    """What stored data (files, batches, vector stores) a caller may see: its key's and its
+    owner's; the master key sees everything."""
+    key = principal.key
+    if key is None:
+        return FileAccess(None, None, admin=principal.is_admin)
+    return FileAccess(key.id, key.owner)

@@ -24,6 +24,7 @@ from chatgate.gateway.batches import BatchRunner
 from chatgate.gateway.embeddings import EmbeddingModels
 from chatgate.gateway.experiments import Experiments
 from chatgate.gateway.guards import Guards
+from chatgate.gateway.knowledge import KnowledgeStage
 from chatgate.gateway.observe import Metrics, Observer
 from chatgate.gateway.pipeline import Pipeline
 from chatgate.gateway.prompts import PromptLibrary, check_directory
@@ -40,6 +41,7 @@ from chatgate.gateway.stages import (
 )
 from chatgate.gateway.tokens import TokenSigner
 from chatgate.gateway.tracing import tracing_from_config
+from chatgate.gateway.vector_stores import VectorStores
 from chatgate.limits import Limiter, MemoryLimiter, RedisLimiter
 from chatgate.limits.waiting import PriorityGate
 from chatgate.prompts.template import PromptError
@@ -51,6 +53,7 @@ from chatgate.state.prompts import PromptStore
 from chatgate.state.request_log import RequestLogStore
 from chatgate.state.spend import SpendStore
 from chatgate.state.token_uses import TokenUses
+from chatgate.state.vector_stores import VectorStoreStore
 
 __all__ = ["Services", "is_loopback", "master_key", "store", "validate_secrets"]
 
@@ -164,11 +167,15 @@ class Services:
             guard_policies=self.guards.policy_names,
         )
         self.budgets = BudgetStage(self.budget_counters, self.spend, spending, limits)
+        self.vector_stores = VectorStores(
+            VectorStoreStore(self.db), self.files, self.embedding_models, settings.vector_stores
+        )
         self.pipeline = Pipeline(
             self.registry,
             [
                 AccessStage(),
                 GuardStage(self.guards),
+                KnowledgeStage(self.vector_stores, settings.vector_stores, self.registry),
                 ContextStage(),
                 self.rate_limits,
                 self.budgets,
@@ -202,6 +209,7 @@ class Services:
             files_config=settings.files,
         )
         self._run_batches = False
+        self._run_ingest = False
         self.metrics.watch(self._gauges)
         self.metrics_token = resolve_secret(
             settings.observability.metrics_token_env, None, required=False
@@ -247,6 +255,13 @@ class Services:
         if run_batches if run_batches is not None else self.settings.batches.runner == "server":
             await self.batch_runner.start()
             self._run_batches = True
+        if (
+            run_batches
+            if run_batches is not None
+            else self.settings.vector_stores.runner == "server"
+        ):
+            await self.vector_stores.runner.start()
+            self._run_ingest = True
         if self.authenticator.open:
             log.warning(
                 "NO MASTER KEY: chatgate is OPEN — every endpoint, admin included, answers "
@@ -257,6 +272,8 @@ class Services:
     async def close(self) -> None:
         if self._run_batches:
             await self.batch_runner.close()
+        if self._run_ingest:
+            await self.vector_stores.runner.close()
         await self.registry.close()
         await self.embedding_models.close()
         await self.limiter.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from chatgate.protocol import ChatCompletionChunk, UpstreamTimeoutError
 
@@ -24,6 +24,12 @@ class ChunkStream:
 
     def __aiter__(self) -> ChunkStream:
         return self
+
+    def with_first(self, change: Callable[[ChatCompletionChunk], ChatCompletionChunk]) -> None:
+        """Replace the first chunk with ``change(first)`` (a copy: chunks may be shared by
+        coalesced requests)."""
+        if self._first is not None:
+            self._first = change(self._first)
 
     async def __anext__(self) -> ChatCompletionChunk:
         if self._first is not None:

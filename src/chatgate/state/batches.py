@@ -22,6 +22,7 @@ from sqlalchemy import func, insert, or_, select, tuple_, update
 from chatgate.state.db import Database
 from chatgate.state.files import FileAccess
 from chatgate.state.keyring import Keyring, Sealed
+from chatgate.state.paging import page_after, page_order
 from chatgate.state.tables import BatchItemRow, BatchRow
 
 __all__ = ["ACTIVE", "BatchStore", "Claim", "Settled", "new_batch_id"]
@@ -128,13 +129,11 @@ class BatchStore:
             if after is not None:
                 cursor = await session.get(BatchRow, after)
                 if cursor is not None:
-                    query = query.where(
-                        or_(
-                            BatchRow.created_at < cursor.created_at,
-                            (BatchRow.created_at == cursor.created_at) & (BatchRow.id < cursor.id),
-                        )
+                    pivot = (cursor.created_at, cursor.id)
+                    query = page_after(
+                        query, BatchRow.created_at, BatchRow.id, pivot, descending=True
                     )
-            order = (BatchRow.created_at.desc(), BatchRow.id.desc())
+            order = page_order(BatchRow.created_at, BatchRow.id, descending=True)
             rows = list((await session.scalars(query.order_by(*order).limit(limit + 1))).all())
         return rows[:limit], len(rows) > limit
 
@@ -398,9 +397,4 @@ def _add(totals: dict[Any, Any], settled: Settled) -> None:
 
 
 def _visible(access: FileAccess) -> Any:
-    if access.admin:
-        return None
-    clauses = [BatchRow.key_id == access.key_id] if access.key_id is not None else []
-    if access.owner is not None:
-        clauses.append(BatchRow.owner == access.owner)
-    return or_(*clauses) if clauses else BatchRow.key_id.is_(None)
+    return access.condition(BatchRow.key_id, BatchRow.owner)

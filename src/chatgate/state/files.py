@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from chatgate.state.db import Database
 from chatgate.state.keyring import Keyring, Sealed
+from chatgate.state.paging import page_after, page_order
 from chatgate.state.tables import FileChunkRow, FileRow
 
 __all__ = ["CHUNK_BYTES", "FileAccess", "FileInfo", "FileStore", "FileTooLarge", "new_file_id"]
@@ -36,14 +38,19 @@ class FileAccess:
     owner: str | None
     admin: bool = False
 
-    def condition(self) -> ColumnElement[bool] | None:
+    def condition(
+        self,
+        key_column: InstrumentedAttribute[str | None] = FileRow.key_id,
+        owner_column: InstrumentedAttribute[str | None] = FileRow.owner,
+    ) -> ColumnElement[bool] | None:
+        """Rows (files by default; any table with key and owner columns) this caller sees."""
         if self.admin:
             return None
-        clauses = [FileRow.key_id == self.key_id] if self.key_id is not None else []
+        clauses = [key_column == self.key_id] if self.key_id is not None else []
         if self.owner is not None:
-            clauses.append(FileRow.owner == self.owner)
-        if not clauses:  # open mode without a key: only files stored without one
-            return FileRow.key_id.is_(None)
+            clauses.append(owner_column == self.owner)
+        if not clauses:  # open mode without a key: only rows stored without one
+            return key_column.is_(None)
         return or_(*clauses)
 
 
@@ -159,6 +166,10 @@ class FileStore:
                 return None
             return FileInfo.from_row(row)
 
+    async def get_any(self, file_id: str) -> FileInfo | None:
+        """A file whoever owns it (for work already authorised, e.g. ingestion)."""
+        return await self.get(file_id, FileAccess(None, None, admin=True))
+
     async def list_files(
         self,
         access: FileAccess,
@@ -181,25 +192,10 @@ class FileStore:
                 cursor = await session.get(FileRow, after)
                 if cursor is not None:
                     pivot = (cursor.created_at, cursor.id)
-                    if descending:
-                        query = query.where(
-                            or_(
-                                FileRow.created_at < pivot[0],
-                                (FileRow.created_at == pivot[0]) & (FileRow.id < pivot[1]),
-                            )
-                        )
-                    else:
-                        query = query.where(
-                            or_(
-                                FileRow.created_at > pivot[0],
-                                (FileRow.created_at == pivot[0]) & (FileRow.id > pivot[1]),
-                            )
-                        )
-            order = (
-                (FileRow.created_at.desc(), FileRow.id.desc())
-                if descending
-                else (FileRow.created_at, FileRow.id)
-            )
+                    query = page_after(
+                        query, FileRow.created_at, FileRow.id, pivot, descending=descending
+                    )
+            order = page_order(FileRow.created_at, FileRow.id, descending=descending)
             rows = (await session.scalars(query.order_by(*order).limit(limit + 1))).all()
         return [FileInfo.from_row(r) for r in rows[:limit]], len(rows) > limit
 

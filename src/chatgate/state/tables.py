@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -25,6 +36,10 @@ __all__ = [
     "StateVersionRow",
     "StoredBodyRow",
     "TokenUseRow",
+    "VectorStoreChunkRow",
+    "VectorStoreFileBatchRow",
+    "VectorStoreFileRow",
+    "VectorStoreRow",
 ]
 
 
@@ -291,3 +306,68 @@ class BatchItemRow(Base):
     result: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     __table_args__ = (Index("ix_batch_items_state", "batch_id", "state", "line"),)
+
+
+class VectorStoreRow(Base):
+    """A vector store; ``version`` moves whenever its chunks change (search caches follow it)."""
+
+    __tablename__ = "vector_stores"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    owner: Mapped[str | None] = mapped_column(String(200), index=True)
+    name: Mapped[str | None] = mapped_column(String(512))
+    description: Mapped[str | None] = mapped_column(String(512))
+    store_metadata: Mapped[dict[str, Any] | None] = mapped_column("metadata")
+    expires_after: Mapped[dict[str, Any] | None]
+    expires_at: Mapped[float | None] = mapped_column(Float)
+    last_active_at: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+    embedding_model: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class VectorStoreFileBatchRow(Base):
+    __tablename__ = "vector_store_file_batches"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    vector_store_id: Mapped[str] = mapped_column(
+        ForeignKey("vector_stores.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[float] = mapped_column(Float)
+    cancelled: Mapped[bool] = mapped_column(Boolean)
+
+
+class VectorStoreFileRow(Base):
+    """A file attached to a vector store, and its ingestion (claimed under a lease)."""
+
+    __tablename__ = "vector_store_files"
+    vector_store_id: Mapped[str] = mapped_column(
+        ForeignKey("vector_stores.id", ondelete="CASCADE"), primary_key=True
+    )
+    file_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    batch_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    filename: Mapped[str] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    usage_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Float)
+    last_error: Mapped[dict[str, Any] | None]
+    chunking: Mapped[dict[str, Any]]
+    attributes: Mapped[dict[str, Any] | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[float | None] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer)
+
+
+class VectorStoreChunkRow(Base):
+    """One chunk: its place in the source text, the text, and its float32 vector."""
+
+    __tablename__ = "vector_store_chunks"
+    __table_args__ = (Index("ix_vector_store_chunks_store_file", "vector_store_id", "file_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    vector_store_id: Mapped[str] = mapped_column(ForeignKey("vector_stores.id", ondelete="CASCADE"))
+    file_id: Mapped[str] = mapped_column(String(40))
+    seq: Mapped[int] = mapped_column(Integer)
+    start: Mapped[int] = mapped_column(Integer)
+    end: Mapped[int] = mapped_column(Integer)
+    tokens: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,314 @@
+"""OpenAI's Vector Stores API as a service: stores that belong to their key and owner, files
+attached from ``/v1/files`` (ingested by the ``IngestRunner``), file batches, and search.
+
+Objects are rendered here in OpenAI's shapes; the HTTP layer only parses and answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from chatgate.config import VectorStoresConfig
+from chatgate.gateway.embeddings import EmbeddingModels
+from chatgate.gateway.ingest import IngestRunner
+from chatgate.protocol import InvalidRequestError, NotFoundError
+from chatgate.protocol.vector_stores import (
+    FileBatchEntry,
+    VectorStoreCreateRequest,
+    VectorStoreFileBatchRequest,
+    VectorStoreSearchRequest,
+    VectorStoreUpdateRequest,
+)
+from chatgate.retrieval.chunking import (
+    ChunkingStrategyError,
+    parse_chunking_strategy,
+    strategy_json,
+)
+from chatgate.retrieval.search import Hit, Searcher
+from chatgate.state.files import FileAccess, FileStore
+from chatgate.state.vector_stores import (
+    VectorStoreFileInfo,
+    VectorStoreInfo,
+    VectorStoreStore,
+    new_id,
+)
+
+__all__ = ["VectorStores", "hit_json"]
+
+
+def _chunking(value: dict[str, Any] | None) -> dict[str, Any]:
+    try:
+        return strategy_json(parse_chunking_strategy(value))
+    except ChunkingStrategyError as exc:
+        raise InvalidRequestError(str(exc), param=exc.param, code="invalid_value") from None
+
+
+def store_object(info: VectorStoreInfo) -> dict[str, Any]:
+    in_progress = info.counts["in_progress"]
+    status = "expired" if info.expired else "in_progress" if in_progress else "completed"
+    return {
+        "id": info.id,
+        "object": "vector_store",
+        "created_at": int(info.created_at),
+        "name": info.name,
+        "description": info.description,
+        "usage_bytes": info.usage_bytes,
+        "file_counts": info.counts,
+        "status": status,
+        "expires_after": info.expires_after,
+        "expires_at": None if info.expires_at is None else int(info.expires_at),
+        "last_active_at": int(info.last_active_at),
+        "metadata": info.metadata or {},
+    }
+
+
+def file_object(info: VectorStoreFileInfo) -> dict[str, Any]:
+    return {
+        "id": info.file_id,
+        "object": "vector_store.file",
+        "usage_bytes": info.usage_bytes,
+        "created_at": int(info.created_at),
+        "vector_store_id": info.vector_store_id,
+        "status": info.status,
+        "last_error": info.last_error,
+        "chunking_strategy": info.chunking,
+        "attributes": info.attributes or {},
+    }
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    return {
+        "file_id": hit.file_id,
+        "filename": hit.filename,
+        "score": round(hit.score, 6),
+        "attributes": hit.attributes,
+        "content": [{"type": "text", "text": hit.text}],
+    }
+
+
+class VectorStores:
+    def __init__(
+        self,
+        store: VectorStoreStore,
+        files: FileStore,
+        models: EmbeddingModels,
+        config: VectorStoresConfig,
+    ):
+        self.store = store
+        self._files = files
+        self._models = models
+        self._config = config
+        self.runner = IngestRunner(store, files, models, config)
+        self.searcher = Searcher(
+            store,
+            self._embed_queries,
+            candidates=config.candidates,
+            rrf_k=config.rrf_k,
+            cache_bytes=config.cache_bytes,
+        )
+
+    async def _embed_queries(self, model: str, queries: list[str]) -> np.ndarray:
+        result = await self._models.resolve(model).provider.embed(queries)
+        vectors = result.vectors
+        unit: np.ndarray = vectors / np.maximum(
+            np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12
+        )
+        return unit
+
+    def _embedding_model(self) -> str:
+        if self._config.embedding_model is not None:
+            return self._models.resolve(self._config.embedding_model).name
+        default = self._models.default
+        if default is None:
+            raise InvalidRequestError("No embedding model is configured for vector stores.")
+        return default.name
+
+    # -- stores ---------------------------------------------------------------------------
+
+    async def find(self, store_id: str, access: FileAccess) -> VectorStoreInfo:
+        info = await self.store.get(store_id, access)
+        if info is None:
+            raise NotFoundError(
+                f"No vector store found with id '{store_id}'.", param="vector_store_id"
+            )
+        return info
+
+    async def create(self, request: VectorStoreCreateRequest, access: FileAccess) -> dict[str, Any]:
+        chunking = _chunking(request.chunking_strategy)
+        entries = [await self._entry(f, chunking, None, access) for f in request.file_ids]
+        store_id = await self.store.create(
+            key_id=access.key_id,
+            owner=access.owner,
+            name=request.name,
+            description=request.description,
+            metadata=request.metadata,
+            expires_after=request.expires_after.model_dump() if request.expires_after else None,
+            embedding_model=self._embedding_model(),
+        )
+        if entries:
+            await self.store.add_files(store_id, entries)
+            self.runner.nudge()
+        return store_object(await self.find(store_id, access))
+
+    async def update(
+        self, store_id: str, request: VectorStoreUpdateRequest, access: FileAccess
+    ) -> dict[str, Any]:
+        await self.find(store_id, access)
+        changes = request.model_dump(exclude_unset=True)
+        await self.store.update(store_id, changes)
+        return store_object(await self.find(store_id, access))
+
+    async def delete(self, store_id: str, access: FileAccess) -> dict[str, Any]:
+        await self.find(store_id, access)
+        await self.store.delete(store_id)
+        return {"id": store_id, "object": "vector_store.deleted", "deleted": True}
+
+    # -- files ----------------------------------------------------------------------------
+
+    async def _entry(
+        self,
+        file_id: str,
+        chunking: dict[str, Any],
+        attributes: dict[str, Any] | None,
+        access: FileAccess,
+    ) -> tuple[str, str, dict[str, Any], dict[str, Any] | None]:
+        info = await self._files.get(file_id, access)
+        if info is None:
+            raise NotFoundError(f"No file found with id '{file_id}'.", param="file_id")
+        return file_id, info.filename, chunking, attributes
+
+    async def attach(
+        self,
+        store_id: str,
+        file_id: str,
+        chunking_strategy: dict[str, Any] | None,
+        attributes: dict[str, Any] | None,
+        access: FileAccess,
+    ) -> dict[str, Any]:
+        await self.find(store_id, access)
+        entry = await self._entry(file_id, _chunking(chunking_strategy), attributes, access)
+        await self.store.add_files(store_id, [entry])
+        self.runner.nudge()
+        return await self.file(store_id, file_id, access)
+
+    async def file(self, store_id: str, file_id: str, access: FileAccess) -> dict[str, Any]:
+        await self.find(store_id, access)
+        info = await self.store.get_file(store_id, file_id)
+        if info is None:
+            raise NotFoundError(
+                f"No file found with id '{file_id}' in vector store '{store_id}'.",
+                param="file_id",
+            )
+        return file_object(info)
+
+    async def set_attributes(
+        self, store_id: str, file_id: str, attributes: dict[str, Any] | None, access: FileAccess
+    ) -> dict[str, Any]:
+        await self.file(store_id, file_id, access)
+        await self.store.set_attributes(store_id, file_id, attributes)
+        return await self.file(store_id, file_id, access)
+
+    async def detach(self, store_id: str, file_id: str, access: FileAccess) -> dict[str, Any]:
+        await self.file(store_id, file_id, access)
+        await self.store.delete_file(store_id, file_id)
+        return {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
+
+    async def file_content(self, store_id: str, file_id: str, access: FileAccess) -> dict[str, Any]:
+        await self.file(store_id, file_id, access)
+        chunks = await self.store.file_chunks(store_id, file_id)
+        return {
+            "object": "vector_store.file_content.page",
+            "data": [{"type": "text", "text": c.text} for c in chunks],
+            "has_more": False,
+            "next_page": None,
+        }
+
+    # -- file batches ---------------------------------------------------------------------
+
+    async def create_batch(
+        self, store_id: str, request: VectorStoreFileBatchRequest, access: FileAccess
+    ) -> dict[str, Any]:
+        await self.find(store_id, access)
+        if (request.file_ids is None) == (request.files is None):
+            raise InvalidRequestError(
+                "Give exactly one of 'file_ids' and 'files'.", param="file_ids"
+            )
+        if request.files is not None:
+            given: list[FileBatchEntry] = request.files
+        else:
+            given = [
+                FileBatchEntry(
+                    file_id=f,
+                    chunking_strategy=request.chunking_strategy,
+                    attributes=request.attributes,
+                )
+                for f in request.file_ids or []
+            ]
+        entries = [
+            await self._entry(e.file_id, _chunking(e.chunking_strategy), e.attributes, access)
+            for e in given
+        ]
+        batch_id = new_id("vsfb_")
+        await self.store.add_files(store_id, entries, batch_id=batch_id)
+        self.runner.nudge()
+        return await self.batch(store_id, batch_id, access)
+
+    async def batch(self, store_id: str, batch_id: str, access: FileAccess) -> dict[str, Any]:
+        await self.find(store_id, access)
+        found = await self.store.get_batch(store_id, batch_id)
+        if found is None:
+            raise NotFoundError(f"No file batch found with id '{batch_id}'.", param="batch_id")
+        created_at, cancelled = found
+        counts = await self.store.batch_counts(store_id, batch_id)
+        if cancelled:
+            status = "cancelled"
+        elif counts["in_progress"]:
+            status = "in_progress"
+        elif counts["failed"] and not counts["completed"]:
+            status = "failed"
+        else:
+            status = "completed"
+        return {
+            "id": batch_id,
+            "object": "vector_store.files_batch",
+            "created_at": int(created_at),
+            "vector_store_id": store_id,
+            "status": status,
+            "file_counts": counts,
+        }
+
+    async def cancel_batch(
+        self, store_id: str, batch_id: str, access: FileAccess
+    ) -> dict[str, Any]:
+        await self.batch(store_id, batch_id, access)
+        await self.store.cancel_batch(store_id, batch_id)
+        return await self.batch(store_id, batch_id, access)
+
+    # -- search ---------------------------------------------------------------------------
+
+    async def search(
+        self, store_id: str, request: VectorStoreSearchRequest, access: FileAccess
+    ) -> dict[str, Any]:
+        info = await self.find(store_id, access)
+        queries = [request.query] if isinstance(request.query, str) else request.query
+        if not any(q.strip() for q in queries):
+            raise InvalidRequestError("'query' must contain some text.", param="query")
+        ranking = request.ranking_options
+        hits = await self.searcher.search(
+            [(store_id, info.embedding_model)],
+            queries,
+            limit=request.max_num_results,
+            filters=request.filters,
+            mode=request.search_mode,
+            score_threshold=ranking.score_threshold if ranking else 0.0,
+        )
+        await self.store.touch([store_id])
+        return {
+            "object": "vector_store.search_results.page",
+            "search_query": queries,
+            "data": [hit_json(h) for h in hits],
+            "has_more": False,
+            "next_page": None,
+        }
