@@ -24,6 +24,7 @@ BENCHMARKS = {
     "guards": "guard latency (PII + moderation on 1 kB), moderation precision and recall",
     "evals": "eval harness throughput through chatgate, concurrency 1 vs 8 vs 32",
     "batches": "a 2,000-line batch's wall time, and interactive p99 while it runs vs without",
+    "retrieval": "nDCG/recall of vector, keyword and hybrid search; ingestion and search at scale",
 }
 
 

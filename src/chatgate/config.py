@@ -345,6 +345,10 @@ class VectorStoresConfig(_Section):
     """Seconds between looks for files to ingest (new attachments wake the runner at once)."""
     max_attempts: Annotated[int, Field(ge=1)] = 3
     """Ingestion attempts before a file is marked `failed` with `server_error`."""
+    dense: Literal["auto", "memory", "pgvector"] = "auto"
+    """Where vector search runs: `pgvector` (PostgreSQL with the extension: HNSW index, nothing
+    held per replica), `memory` (each process scores a store's vectors in one matrix product;
+    exact), or `auto`: pgvector when the store has it, else memory."""
     candidates: Annotated[int, Field(ge=1, le=1000)] = 50
     """Results taken from each of the vector and keyword searches before fusion."""
     rrf_k: Annotated[float, Field(gt=0)] = 60.0

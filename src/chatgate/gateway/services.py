@@ -252,6 +252,7 @@ class Services:
         await self.observer.start()
         await self.registry.start()
         await self.embedding_models.start()
+        await self.vector_stores.start()
         if run_batches if run_batches is not None else self.settings.batches.runner == "server":
             await self.batch_runner.start()
             self._run_batches = True

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from chatgate.config import VectorStoresConfig
+from chatgate.config import ConfigError, VectorStoresConfig
 from chatgate.gateway.embeddings import EmbeddingModels
 from chatgate.gateway.ingest import IngestRunner
 from chatgate.protocol import InvalidRequestError, NotFoundError
@@ -26,6 +26,7 @@ from chatgate.retrieval.chunking import (
     parse_chunking_strategy,
     strategy_json,
 )
+from chatgate.retrieval.dense import MemoryDense, PgvectorDense
 from chatgate.retrieval.search import Hit, Searcher
 from chatgate.state.files import FileAccess, FileStore
 from chatgate.state.vector_stores import (
@@ -104,10 +105,27 @@ class VectorStores:
         self.searcher = Searcher(
             store,
             self._embed_queries,
+            MemoryDense(store, config.cache_bytes),
             candidates=config.candidates,
             rrf_k=config.rrf_k,
-            cache_bytes=config.cache_bytes,
         )
+
+    async def start(self) -> None:
+        """Choose the vector backend: pgvector where configured or (``auto``) available."""
+        wanted = self._config.dense
+        if wanted == "memory":
+            return
+        if await self.store.enable_pgvector():
+            self.searcher.dense = PgvectorDense(self.store.db)
+        elif wanted == "pgvector":
+            raise ConfigError(
+                "vector_stores.dense is `pgvector`, but the store is not PostgreSQL with the "
+                "pgvector extension available"
+            )
+
+    @property
+    def dense_backend(self) -> str:
+        return "pgvector" if isinstance(self.searcher.dense, PgvectorDense) else "memory"
 
     async def _embed_queries(self, model: str, queries: list[str]) -> np.ndarray:
         result = await self._models.resolve(model).provider.embed(queries)

@@ -1,6 +1,5 @@
-"""Hybrid search over vector stores: dense (cosine over the vectors, held in memory per store
-and reloaded when the store's version moves) and keyword (the store's full-text index), fused by
-reciprocal rank.
+"""Hybrid search over vector stores: dense (``retrieval.dense``: in memory, or pgvector) and
+keyword (the store's full-text index), fused by reciprocal rank.
 
 Scores are in [0, 1] as OpenAI's are: cosine similarity for ``vector``, ``s / (1 + s)`` of the
 keyword relevance for ``keyword``, and for ``hybrid`` the fused score divided by the best a
@@ -10,19 +9,18 @@ query, whichever list found it, so grounded chat can apply one relevance thresho
 
 from __future__ import annotations
 
-import asyncio
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from chatgate.protocol.vector_stores import ComparisonFilter, CompoundFilter
+from chatgate.retrieval.dense import DenseIndex
 from chatgate.retrieval.filters import matches
 from chatgate.state.vector_stores import VectorStoreStore
 
-__all__ = ["Hit", "Searcher"]
+__all__ = ["Hit", "SearchMode", "Searcher"]
 
 SearchMode = Literal["hybrid", "vector", "keyword"]
 
@@ -42,19 +40,6 @@ class Hit:
     end: int = 0
 
 
-@dataclass(slots=True)
-class _StoreVectors:
-    version: int
-    ids: np.ndarray  # int64, sorted
-    files: np.ndarray  # file id per row (object)
-    matrix: np.ndarray  # float32 [rows, dims]
-    file_info: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.matrix.nbytes + self.ids.nbytes)
-
-
 Embed = Callable[[str, list[str]], Awaitable[np.ndarray]]
 """(embedding model, queries) -> unit query vectors."""
 
@@ -64,53 +49,26 @@ class Searcher:
         self,
         store: VectorStoreStore,
         embed: Embed,
+        dense: DenseIndex,
         *,
         candidates: int = 50,
         rrf_k: float = 60.0,
-        cache_bytes: int = 1 << 30,
     ):
         self._store = store
         self._embed = embed
+        self.dense = dense
         self._candidates = candidates
         self._rrf_k = rrf_k
-        self._cache_bytes = cache_bytes
-        self._cache: OrderedDict[str, _StoreVectors] = OrderedDict()
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._files: dict[str, tuple[int, dict[str, tuple[str, dict[str, Any]]]]] = {}
 
-    async def _vectors(self, store_id: str, version: int) -> _StoreVectors:
-        cached = self._cache.get(store_id)
-        if cached is not None and cached.version == version:
-            self._cache.move_to_end(store_id)
-            return cached
-        lock = self._locks.setdefault(store_id, asyncio.Lock())
-        async with lock:
-            cached = self._cache.get(store_id)
-            if cached is not None and cached.version == version:
-                return cached
-            ids, files, blobs = await self._store.vectors(store_id)
-            file_info = await self._store.file_attributes(store_id)
-            if blobs:
-                width = len(blobs[0]) // 4
-                matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), width)
-            else:
-                matrix = np.zeros((0, 0), dtype=np.float32)
-            loaded = _StoreVectors(
-                version,
-                np.array(ids, dtype=np.int64),
-                np.array(files, dtype=object),
-                matrix,
-                file_info,
-            )
-            self._cache[store_id] = loaded
-            self._cache.move_to_end(store_id)
-            self._evict()
-            return loaded
-
-    def _evict(self) -> None:
-        total = sum(v.nbytes for v in self._cache.values())
-        while total > self._cache_bytes and len(self._cache) > 1:
-            _, dropped = self._cache.popitem(last=False)
-            total -= dropped.nbytes
+    async def _file_info(
+        self, store_id: str, version: int
+    ) -> dict[str, tuple[str, dict[str, Any]]]:
+        cached = self._files.get(store_id)
+        if cached is None or cached[0] != version:
+            cached = (version, await self._store.file_attributes(store_id))
+            self._files[store_id] = cached
+        return cached[1]
 
     async def search(
         self,
@@ -129,12 +87,11 @@ class Searcher:
         for store_id, model in stores:
             if store_id not in versions:
                 continue
-            data = await self._vectors(store_id, versions[store_id])
             if model not in query_vectors:
                 query_vectors[model] = await self._embed(model, queries)
             hits += await self._search_one(
                 store_id,
-                data,
+                versions[store_id],
                 query_vectors=query_vectors[model],
                 keyword_query=" ".join(queries),
                 limit=limit,
@@ -159,7 +116,7 @@ class Searcher:
     async def _search_one(
         self,
         store_id: str,
-        data: _StoreVectors,
+        version: int,
         *,
         query_vectors: np.ndarray,
         keyword_query: str,
@@ -167,57 +124,57 @@ class Searcher:
         filters: ComparisonFilter | CompoundFilter | None,
         mode: SearchMode,
     ) -> list[Hit]:
-        if not len(data.ids):
+        info = await self._file_info(store_id, version)
+        allowed = {f for f, (_, attrs) in info.items() if matches(filters, attrs)}
+        if not allowed:
             return []
-        allowed = {f for f, (_, attrs) in data.file_info.items() if matches(filters, attrs)}
-        mask = np.fromiter((f in allowed for f in data.files), dtype=bool, count=len(data.files))
-        if not mask.any():
-            return []
-        # Several queries: a chunk's similarity is its best against any of them.
-        similarity = (data.matrix @ query_vectors.T).max(axis=1)
-        similarity = np.where(mask, similarity, -np.inf)
         depth = max(self._candidates, limit)
-        rankings: list[list[int]] = []  # row numbers, best first
+        rankings: list[list[int]] = []  # chunk ids, best first
+        similarity: dict[int, float] = {}
+        file_of: dict[int, str] = {}
         if mode in ("hybrid", "vector"):
-            count = min(depth, int(mask.sum()))
-            top = np.argpartition(-similarity, count - 1)[:count]
-            rankings.append([int(i) for i in top[np.argsort(-similarity[top], kind="stable")]])
+            only = None if filters is None and len(allowed) == len(info) else allowed
+            nearest = await self.dense.nearest(store_id, version, query_vectors, only, depth)
+            nearest = [n for n in nearest if n[1] in allowed]  # files still being ingested
+            rankings.append([chunk_id for chunk_id, _, _ in nearest])
+            for chunk_id, file_id, value in nearest:
+                similarity[chunk_id], file_of[chunk_id] = value, file_id
         keyword_scores: dict[int, float] = {}
         if mode in ("hybrid", "keyword"):
-            rows: list[int] = []
-            for chunk_id, relevance in await self._store.keyword(
-                store_id, keyword_query, depth * 2
-            ):
-                row = int(np.searchsorted(data.ids, chunk_id))
-                if row < len(data.ids) and data.ids[row] == chunk_id and mask[row]:
-                    rows.append(row)
-                    keyword_scores[row] = relevance
-            rankings.append(rows[:depth])
+            found = await self._store.keyword(store_id, keyword_query, depth * 2)
+            ranking = [(c, f, s) for c, f, s in found if f in allowed][:depth]
+            rankings.append([chunk_id for chunk_id, _, _ in ranking])
+            for chunk_id, file_id, relevance in ranking:
+                keyword_scores[chunk_id], file_of[chunk_id] = relevance, file_id
+            missing = [c for c in keyword_scores if c not in similarity]
+            similarity.update(
+                await self.dense.similarities(store_id, version, query_vectors, missing)
+            )
         fused: dict[int, float] = {}
-        for ranking in rankings:
-            for rank, row in enumerate(ranking, start=1):
-                fused[row] = fused.get(row, 0.0) + 1.0 / (self._rrf_k + rank)
+        for ranked in rankings:
+            for rank, chunk_id in enumerate(ranked, start=1):
+                fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (self._rrf_k + rank)
         best = len(rankings) / (self._rrf_k + 1)
         hits = []
-        for row, value in fused.items():
+        for chunk_id, value in fused.items():
             if mode == "vector":
-                score = max(0.0, float(similarity[row]))
+                score = max(0.0, similarity.get(chunk_id, 0.0))
             elif mode == "keyword":
-                relevance = max(0.0, keyword_scores[row])
+                relevance = max(0.0, keyword_scores[chunk_id])
                 score = relevance / (1.0 + relevance)
             else:
                 score = value / best
-            file_id = str(data.files[row])
-            filename, attributes = data.file_info.get(file_id, (file_id, {}))
+            file_id = file_of[chunk_id]
+            filename, attributes = info.get(file_id, (file_id, {}))
             hits.append(
                 Hit(
-                    int(data.ids[row]),
+                    chunk_id,
                     store_id,
                     file_id,
                     filename,
                     attributes,
                     min(1.0, score),
-                    max(0.0, float(similarity[row])),
+                    max(0.0, similarity.get(chunk_id, 0.0)),
                 )
             )
         return hits

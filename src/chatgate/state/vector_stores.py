@@ -9,6 +9,7 @@ search caches compare against.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
@@ -36,7 +37,10 @@ __all__ = [
     "VectorStoreInfo",
     "VectorStoreStore",
     "new_id",
+    "vector_text",
 ]
+
+log = logging.getLogger("chatgate.state")
 
 FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
 
@@ -143,18 +147,139 @@ def _expiry(expires_after: dict[str, Any] | None, last_active: float) -> float |
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
+# English function words: matched by nearly every chunk, they would fill a keyword ranking with
+# noise (PostgreSQL's `english` configuration drops the same kind of words itself).
+_STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it
+    its itself just me more most my myself no nor not now of off on once only or other our ours
+    ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself
+    yourselves""".split()  # noqa: SIM905 (a word list reads better as text)
+)
+
+
+def keywords(query: str) -> list[str]:
+    """The words of ``query`` worth matching: lower-cased, deduplicated, without stopwords (all
+    of them if that would leave none)."""
+    words = list(dict.fromkeys(_WORD.findall(query.lower())))
+    kept = [w for w in words if w not in _STOPWORDS]
+    return kept or words
+
 
 def fts5_query(query: str) -> str | None:
-    """The words of ``query`` as an FTS5 OR of quoted terms (no FTS5 syntax gets through)."""
-    words = [w for w in _WORD.findall(query.lower()) if w]
+    """The keywords of ``query`` as an FTS5 OR of quoted terms (no FTS5 syntax gets through)."""
+    words = keywords(query)
     if not words:
         return None
-    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
+    return " OR ".join(f'"{w}"' for w in words)
+
+
+_PGVECTOR_DDL = (
+    "CREATE TABLE IF NOT EXISTS vector_store_chunk_vectors ("
+    " chunk_id integer PRIMARY KEY REFERENCES vector_store_chunks(id) ON DELETE CASCADE,"
+    " vector_store_id varchar(40) NOT NULL, file_id varchar(40) NOT NULL,"
+    " dimensions integer NOT NULL, embedding vector NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ix_vector_store_chunk_vectors_store"
+    " ON vector_store_chunk_vectors (vector_store_id, dimensions)",
+)
+
+
+def vector_text(blob: bytes) -> str:
+    """pgvector's text form of a little-endian float32 vector."""
+    values = memoryview(blob).cast("f")
+    return "[" + ",".join(f"{x:.7g}" for x in values) + "]"
 
 
 class VectorStoreStore:
     def __init__(self, db: Database):
         self._db = db
+        self.db = db
+        self.pgvector = False
+        """Vectors are also written to pgvector's table (see ``enable_pgvector``)."""
+        self._indexed: set[int] = set()
+
+    async def enable_pgvector(self) -> bool:
+        """On PostgreSQL with the pgvector extension available: keep every chunk's vector in a
+        ``vector`` column too (created here, outside the migrations, because the extension is
+        optional), copy over vectors stored before, and index them. False where it cannot."""
+        if self._db.is_sqlite:
+            return False
+        try:
+            async with self._db.session() as session:
+                await session.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+        except Exception as exc:
+            log.info("pgvector is not available (%s); vectors are searched in memory", exc)
+            return False
+        async with self._db.session() as session:
+            for statement in _PGVECTOR_DDL:
+                await session.execute(text(statement))
+        self.pgvector = True
+        await self._backfill()
+        async with self._db.session() as session:
+            widths = await session.scalars(
+                text("SELECT DISTINCT dimensions FROM vector_store_chunk_vectors")
+            )
+            known = [int(w) for w in widths]
+        for width in known:
+            await self._index(width)
+        return True
+
+    async def _index(self, width: int) -> None:
+        if width in self._indexed:
+            return
+        try:
+            async with self._db.session() as session:
+                await session.execute(
+                    text(
+                        f"CREATE INDEX IF NOT EXISTS ix_vector_store_chunk_vectors_hnsw_{width}"
+                        f" ON vector_store_chunk_vectors USING hnsw"
+                        f" ((embedding::vector({width})) vector_cosine_ops)"
+                        f" WHERE dimensions = {width}"
+                    )
+                )
+        except Exception as exc:  # another replica creating it at the same moment
+            log.info("HNSW index for width %s not created here: %s", width, exc)
+        self._indexed.add(width)
+
+    async def _backfill(self) -> None:
+        while True:
+            async with self._db.session() as session:
+                rows = (
+                    await session.execute(
+                        text(
+                            "SELECT c.id, c.vector_store_id, c.file_id, c.embedding"
+                            " FROM vector_store_chunks c LEFT JOIN vector_store_chunk_vectors v"
+                            " ON v.chunk_id = c.id WHERE v.chunk_id IS NULL LIMIT 1000"
+                        )
+                    )
+                ).all()
+                if not rows:
+                    return
+                await self._write_vectors(session, [(r[0], r[1], r[2], r[3]) for r in rows])
+
+    async def _write_vectors(
+        self, session: Any, rows: Sequence[tuple[int, str, str, bytes]]
+    ) -> None:
+        await session.execute(
+            text(
+                "INSERT INTO vector_store_chunk_vectors"
+                " (chunk_id, vector_store_id, file_id, dimensions, embedding)"
+                " VALUES (:id, :store, :file, :dims, CAST(:vec AS vector))"
+            ),
+            [
+                {
+                    "id": chunk_id,
+                    "store": store_id,
+                    "file": file_id,
+                    "dims": len(blob) // 4,
+                    "vec": vector_text(blob),
+                }
+                for chunk_id, store_id, file_id, blob in rows
+            ],
+        )
 
     # -- stores ---------------------------------------------------------------------------
 
@@ -576,22 +701,36 @@ class VectorStoreStore:
             if getattr(result, "rowcount", 0) != 1:
                 return False
             if chunks:
-                await session.execute(
-                    insert(VectorStoreChunkRow),
-                    [
-                        {
-                            "vector_store_id": store_id,
-                            "file_id": file_id,
-                            "seq": c.seq,
-                            "start": c.start,
-                            "end": c.end,
-                            "tokens": c.tokens,
-                            "text": c.text,
-                            "embedding": c.embedding,
-                        }
-                        for c in chunks
-                    ],
-                )
+                rows = [
+                    {
+                        "vector_store_id": store_id,
+                        "file_id": file_id,
+                        "seq": c.seq,
+                        "start": c.start,
+                        "end": c.end,
+                        "tokens": c.tokens,
+                        "text": c.text,
+                        "embedding": c.embedding,
+                    }
+                    for c in chunks
+                ]
+                if not self.pgvector:
+                    await session.execute(insert(VectorStoreChunkRow), rows)
+                else:
+                    await self._index(len(chunks[0].embedding) // 4)
+                    ids = await session.scalars(
+                        insert(VectorStoreChunkRow).returning(
+                            VectorStoreChunkRow.id, sort_by_parameter_order=True
+                        ),
+                        rows,
+                    )
+                    await self._write_vectors(
+                        session,
+                        [
+                            (chunk_id, store_id, file_id, c.embedding)
+                            for chunk_id, c in zip(ids.all(), chunks, strict=True)
+                        ],
+                    )
             await self._bump(session, store_id)
         return True
 
@@ -613,7 +752,7 @@ class VectorStoreStore:
             ).all()
         return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
-    async def keyword(self, store_id: str, query: str, limit: int) -> list[tuple[int, float]]:
+    async def keyword(self, store_id: str, query: str, limit: int) -> list[tuple[int, str, float]]:
         """Chunk ids matching ``query``'s words, best first, with a relevance (higher better):
         BM25 from FTS5 on SQLite, ``ts_rank_cd`` on PostgreSQL."""
         async with self._db.session() as session:
@@ -623,7 +762,7 @@ class VectorStoreStore:
                     return []
                 rows = await session.execute(
                     text(
-                        "SELECT c.id, -bm25(vector_store_chunks_fts) AS score"
+                        "SELECT c.id, c.file_id, -bm25(vector_store_chunks_fts) AS score"
                         " FROM vector_store_chunks_fts JOIN vector_store_chunks c"
                         " ON c.id = vector_store_chunks_fts.rowid"
                         " WHERE vector_store_chunks_fts MATCH :match"
@@ -632,12 +771,12 @@ class VectorStoreStore:
                     {"match": match, "store": store_id, "limit": limit},
                 )
             else:
-                words = _WORD.findall(query.lower())
+                words = keywords(query)
                 if not words:
                     return []
                 rows = await session.execute(
                     text(
-                        "SELECT id, ts_rank_cd(to_tsvector('english', text), q) AS score"
+                        "SELECT id, file_id, ts_rank_cd(to_tsvector('english', text), q) AS score"
                         " FROM vector_store_chunks,"
                         " to_tsquery('english', :terms) AS q"
                         " WHERE vector_store_id = :store"
@@ -645,12 +784,12 @@ class VectorStoreStore:
                         " ORDER BY score DESC LIMIT :limit"
                     ),
                     {
-                        "terms": " | ".join(dict.fromkeys(words)),
+                        "terms": " | ".join(words),
                         "store": store_id,
                         "limit": limit,
                     },
                 )
-            return [(int(r[0]), float(r[1])) for r in rows]
+            return [(int(r[0]), str(r[1]), float(r[2])) for r in rows]
 
     async def file_chunks(self, store_id: str, file_id: str) -> list[StoredChunk]:
         async with self._db.session() as session:
