@@ -186,6 +186,14 @@ class CacheConfig(_Section):
     """`key`: each key sees only its own cached answers; `shared`: one cache for all."""
     coalesce: bool = True
     """Identical concurrent requests share one upstream call."""
+    semantic: bool = False
+    """Also reuse answers to prompts that mean the same (opt-in; see the README)."""
+    semantic_threshold: Annotated[float, Field(gt=0, le=1)] = 0.93
+    """Cosine similarity of the user text's embeddings at or above which an answer is reused."""
+    semantic_model: str | None = None
+    """Embedding model for the semantic cache (default: the first of `embedding_models`)."""
+    semantic_max_entries: Annotated[int, Field(ge=1)] = 10_000
+    """Prompts the per-process semantic index remembers (least recently used go first)."""
 
 
 class BudgetSpec(_Section):
@@ -710,11 +718,14 @@ class Settings(BaseSettings):
                 if model_id in owner:
                     raise ValueError(f"embedding_models[{i}]: duplicate model id `{model_id}`")
                 owner[model_id] = embedding.name
-        chosen = self.vector_stores.embedding_model
-        if chosen is not None and not any(
-            chosen in (e.name, *e.aliases) for e in self.embedding_models
+        for where, chosen in (
+            ("vector_stores.embedding_model", self.vector_stores.embedding_model),
+            ("cache.semantic_model", self.cache.semantic_model),
         ):
-            raise ValueError(f"vector_stores.embedding_model: unknown embedding model `{chosen}`")
+            if chosen is not None and not any(
+                chosen in (e.name, *e.aliases) for e in self.embedding_models
+            ):
+                raise ValueError(f"{where}: unknown embedding model `{chosen}`")
         return self
 
     @classmethod

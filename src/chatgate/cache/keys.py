@@ -9,7 +9,7 @@ import orjson
 
 from chatgate.protocol import ChatCompletionRequest
 
-__all__ = ["OUTPUT_FIELDS", "cache_key", "deterministic"]
+__all__ = ["OUTPUT_FIELDS", "cache_key", "deterministic", "partition_key", "user_text"]
 
 OUTPUT_FIELDS = (
     "messages",
@@ -51,5 +51,38 @@ def cache_key(model: str, request: ChatCompletionRequest, scope: str) -> str:
     )
     payload = orjson.dumps(
         {"model": model, "scope": scope, "request": fields}, option=orjson.OPT_SORT_KEYS
+    )
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _user_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return ""
+
+
+def user_text(request: ChatCompletionRequest) -> str:
+    """Every user message's text, in order: what the semantic cache compares by meaning."""
+    return "\n".join(
+        _user_text(message.model_dump(by_alias=True).get("content"))
+        for message in request.messages
+        if message.role == "user"
+    )
+
+
+def partition_key(model: str, request: ChatCompletionRequest, scope: str) -> str:
+    """``cache_key`` with the user messages' content left out: requests in one partition differ
+    at most in what the user wrote (same model, parameters, system prompt, earlier answers)."""
+    fields: dict[str, Any] = request.model_dump(
+        include=set(OUTPUT_FIELDS), exclude_none=True, by_alias=True
+    )
+    fields["messages"] = [
+        {**m, "content": None} if m.get("role") == "user" else m for m in fields["messages"]
+    ]
+    payload = orjson.dumps(
+        {"model": model, "scope": scope, "request": fields, "semantic": True},
+        option=orjson.OPT_SORT_KEYS,
     )
     return hashlib.sha256(payload).hexdigest()

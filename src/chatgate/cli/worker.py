@@ -1,7 +1,7 @@
-"""``chatgate worker``: a process that only works on batches (no HTTP), sharing the store with
-the servers. On PostgreSQL, run as many as you like: they claim lines with
-``FOR UPDATE SKIP LOCKED`` and take over the lines of a worker that died once its leases run
-out."""
+"""``chatgate worker``: a process that only works on batches and vector-store ingestion (no
+HTTP), sharing the store with the servers. On PostgreSQL, run as many as you like: they claim
+batch lines with ``FOR UPDATE SKIP LOCKED`` and files under leases, and take over the work of a
+worker that died once its leases run out."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ __all__ = ["worker"]
 @click.command()
 @config_option
 def worker(config_path: Path | None) -> None:
-    """Answer batches from the store until stopped (SIGTERM or Ctrl-C hands lines back)."""
+    """Answer batches and ingest vector-store files until stopped (SIGTERM or Ctrl-C hands
+    batch lines back)."""
     settings = load_or_exit(config_path)
     configure_logging(settings.server.log_level)
 

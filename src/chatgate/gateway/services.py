@@ -7,8 +7,9 @@ import ipaddress
 import logging
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
+import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from prometheus_client.core import GaugeMetricFamily
@@ -150,7 +151,7 @@ class Services:
             if caching.backend == "redis"
             else MemoryCache(caching.max_bytes)
         )
-        self.cache = CacheStage(self.response_cache, caching)
+        self.cache = CacheStage(self.response_cache, caching, self._semantic_embedder())
         spending = settings.budgets
         self.budget_counters: BudgetCounters = (
             RedisBudgets(spending.redis_url, prefix=spending.redis_prefix)
@@ -239,6 +240,27 @@ class Services:
                 state = deployment.breaker.state
                 breakers.add_metric([group.name, str(index)], 0 if state == "closed" else 1)
         return [waiting, queued, breakers]
+
+    def _semantic_embedder(self) -> Callable[[str], Awaitable[np.ndarray]] | None:
+        """The semantic cache's embedding function, when it is on."""
+        caching = self.settings.cache
+        if not caching.semantic:
+            return None
+        chosen = caching.semantic_model
+        model = (
+            self.embedding_models.resolve(chosen)
+            if chosen is not None
+            else self.embedding_models.default
+        )
+        if model is None:
+            raise ConfigError("cache.semantic needs an embedding model (embedding_models)")
+        provider = model.provider
+
+        async def embed(text: str) -> np.ndarray:
+            vector: np.ndarray = (await provider.embed([text])).vectors[0]
+            return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+        return embed
 
     async def start(self, *, run_batches: bool | None = None) -> None:
         """Start everything; the batch runner too when ``batches.runner`` is ``server`` (or

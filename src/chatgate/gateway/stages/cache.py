@@ -6,6 +6,11 @@ identical requests arriving while the first is still running join its *flight*: 
 runs in a task of its own, every joined client gets the same answer — for streams, the same chunks
 as they arrive — and a client that leaves does not cancel the others. The stream is copied (not
 held back) to fill the cache when it ends.
+
+With ``cache.semantic`` on, an exact miss then looks for an answer to a prompt that *means* the
+same (``cache/semantic.py``: same model, parameters and non-user messages, per key; the user
+text's embedding within the threshold, and guards against near-misses); answers stored are
+added to that index.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
+import numpy as np
 import orjson
 
 from chatgate.cache import (
@@ -27,6 +34,8 @@ from chatgate.cache import (
     deterministic,
     replay,
 )
+from chatgate.cache.keys import partition_key, user_text
+from chatgate.cache.semantic import SemanticIndex
 from chatgate.config import CacheConfig
 from chatgate.gateway.context import ChatContext, Next, Outcome
 from chatgate.gateway.streams import ChunkStream, peek
@@ -44,13 +53,16 @@ log = logging.getLogger("chatgate.cache")
 CACHE_HEADER = "x-chatgate-cache"
 TTL_HEADER = "x-chatgate-cache-ttl"
 COALESCED_HEADER = "x-chatgate-coalesced"
+SIMILARITY_HEADER = "x-chatgate-cache-similarity"
 
 
 class Flight:
     """One upstream call shared by every identical request that arrived while it ran."""
 
-    def __init__(self, key: str, ttl: float, name: str) -> None:
+    def __init__(self, key: str, ttl: float, name: str, semantic: _Semantic | None = None) -> None:
         self.key = key
+        self.semantic = semantic
+        """Where the answer goes in the semantic index, once stored."""
         """The cache key its answer is stored under."""
         self.ttl = ttl
         self.name = name
@@ -109,14 +121,41 @@ class Flight:
             self._leave()
 
 
+@dataclass(frozen=True, slots=True)
+class _Semantic:
+    partition: str
+    vector: np.ndarray
+    text: str
+
+
+Embed = Callable[[str], Awaitable[np.ndarray]]
+"""A text's unit embedding (the semantic cache's model)."""
+
+
 class CacheStage:
     name = "cache"
 
-    def __init__(self, cache: ResponseCache, config: CacheConfig):
+    def __init__(self, cache: ResponseCache, config: CacheConfig, embed: Embed | None = None):
         self._cache = cache
         self._config = config
         self._flights: dict[str, Flight] = {}
-        self.hits = self.misses = self.coalesced = self.errors = 0
+        self.hits = self.misses = self.coalesced = self.errors = self.semantic_hits = 0
+        self._embed = embed if config.semantic else None
+        self.semantic = SemanticIndex(config.semantic_threshold, config.semantic_max_entries)
+
+    async def _semantic(self, ctx: ChatContext, scope: str) -> _Semantic | None:
+        if self._embed is None:
+            return None
+        text = user_text(ctx.request)
+        if not text.strip():
+            return None
+        try:
+            vector = await self._embed(text)
+        except Exception as exc:  # the cache is an optimisation: answer without it
+            self.errors += 1
+            log.warning("semantic cache: embedding failed, going without: %s", exc)
+            return None
+        return _Semantic(partition_key(ctx.model.name, ctx.request, scope), vector, text)
 
     async def __call__(self, ctx: ChatContext, call_next: Next) -> Outcome:
         mode = ctx.headers.get(CACHE_HEADER, "").strip().lower()
@@ -138,18 +177,22 @@ class CacheStage:
             cached = await self._get(key)
             if cached is not None:
                 self.hits += 1
-                ctx.served_from = "cache"
-                ctx.response_headers[CACHE_HEADER] = "hit"
-                hit = as_hit(cached)
-                if ctx.stream:
-                    return await peek(replay(hit, include_usage=ctx.request.include_usage_chunk))
-                return hit
+                return await self._serve(ctx, cached, "hit")
+        semantic = await self._semantic(ctx, scope)
+        if semantic is not None and mode != "refresh":
+            found = self.semantic.lookup(semantic.partition, semantic.vector, semantic.text)
+            cached = await self._get(found[0]) if found is not None else None
+            if found is not None and cached is not None:
+                self.hits += 1
+                self.semantic_hits += 1
+                ctx.response_headers[SIMILARITY_HEADER] = f"{found[1]:.4f}"
+                return await self._serve(ctx, cached, "semantic-hit")
         self.misses += 1
         ctx.response_headers[CACHE_HEADER] = "miss"
         flight_key = f"{key}:{ctx.stream}:{ctx.request.include_usage_chunk}"
         flight = self._flights.get(flight_key) if self._config.coalesce else None
         if flight is None:
-            flight = Flight(key, ttl, flight_key)
+            flight = Flight(key, ttl, flight_key, semantic)
             if self._config.coalesce:
                 self._flights[flight_key] = flight
             flight.task = asyncio.create_task(self._pump(ctx, call_next, flight))
@@ -187,6 +230,17 @@ class CacheStage:
             flight.finish(completion if error is None else None, error)
         if completion is not None:
             await self._put(flight.key, completion, flight.ttl)
+            found = flight.semantic
+            if found is not None:
+                self.semantic.add(found.partition, found.vector, found.text, flight.key, flight.ttl)
+
+    async def _serve(self, ctx: ChatContext, cached: ChatCompletion, label: str) -> Outcome:
+        ctx.served_from = "cache"
+        ctx.response_headers[CACHE_HEADER] = label
+        hit = as_hit(cached)
+        if ctx.stream:
+            return await peek(replay(hit, include_usage=ctx.request.include_usage_chunk))
+        return hit
 
     async def _get(self, key: str) -> ChatCompletion | None:
         try:
