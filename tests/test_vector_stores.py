@@ -5,6 +5,7 @@ keyword) in OpenAI's shapes; stores belong to their key and owner; bad input is 
 from __future__ import annotations
 
 import io
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -271,3 +272,16 @@ def test_bad_requests_are_clear_errors(
     assert response.status in (400, 404), response.body
     assert_openai_shape(response.json(), "ErrorResponse")
     assert (response.json()["error"]["param"] or "").startswith(param), response.json()
+
+
+def test_an_expired_store_is_not_searched(gateway: Gateway, client: openai.OpenAI) -> None:
+    store = client.vector_stores.create(
+        name="short-lived", expires_after={"anchor": "last_active_at", "days": 1}
+    )
+    database = gateway.log_path.parent / "data" / "chatgate.db"
+    with sqlite3.connect(database) as connection:  # a day later
+        connection.execute("UPDATE vector_stores SET expires_at = 1 WHERE id = ?", (store.id,))
+    assert client.vector_stores.retrieve(store.id).status == "expired"
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.vector_stores.search(store.id, query="anything")
+    assert caught.value.code == "expired"

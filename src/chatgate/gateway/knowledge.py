@@ -130,6 +130,12 @@ class KnowledgeStage:
         stores = []
         for store_id in spec.vector_store_ids:
             info = await self._stores.find(store_id, access)
+            if info.expired:
+                raise InvalidRequestError(
+                    f"Vector store '{store_id}' has expired.",
+                    param="knowledge.vector_store_ids",
+                    code="expired",
+                )
             stores.append((info.id, info.embedding_model))
         question = _question(request).strip()
         hits: list[Hit] = []

@@ -310,6 +310,10 @@ class VectorStores:
         self, store_id: str, request: VectorStoreSearchRequest, access: FileAccess
     ) -> dict[str, Any]:
         info = await self.find(store_id, access)
+        if info.expired:
+            raise InvalidRequestError(
+                f"Vector store '{store_id}' has expired.", param="vector_store_id", code="expired"
+            )
         queries = [request.query] if isinstance(request.query, str) else request.query
         if not any(q.strip() for q in queries):
             raise InvalidRequestError("'query' must contain some text.", param="query")

@@ -21,6 +21,7 @@ from typing import Protocol
 
 import numpy as np
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from chatgate.state.db import Database
 from chatgate.state.vector_stores import VectorStoreStore, vector_text
@@ -167,9 +168,13 @@ class PgvectorDense:
             f" ORDER BY embedding::vector({width}) <=> CAST(:q AS vector({width})) LIMIT :depth"
         )
         async with self._db.session() as session:
-            await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
             ef = max(self._ef_search, depth)
             await session.execute(text(f"SET LOCAL hnsw.ef_search = {int(ef)}"))
+            try:  # pgvector >= 0.8: keep scanning the index until filtered rows fill the page
+                async with session.begin_nested():
+                    await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+            except DBAPIError:
+                pass  # an older pgvector: a filter may return fewer rows than asked
             for query in queries:
                 params: dict[str, object] = {
                     "q": vector_literal(query),
