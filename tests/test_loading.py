@@ -33,7 +33,7 @@ def test_health_is_503_while_loading_and_after_a_failed_load(tmp_path: Path) -> 
     try:
         loading = _health_until(gateway.url, {"loading"})
         assert loading.status == 503
-        assert loading.json()["models"] == {"pending": "loading"}
+        assert loading.json()["models"] == {"pending": "loading", "all-minilm-l6-v2": "ready"}
 
         result: dict[str, Any] = {}
 
@@ -49,7 +49,7 @@ def test_health_is_503_while_loading_and_after_a_failed_load(tmp_path: Path) -> 
             pass  # end of file: the load fails
         failed = _health_until(gateway.url, {"failed"})
         assert failed.status == 503
-        assert failed.json()["models"] == {"pending": "failed"}
+        assert failed.json()["models"] == {"pending": "failed", "all-minilm-l6-v2": "ready"}
         waiting.join(30)
         response = result["response"]
         assert response.status == 503

@@ -53,7 +53,7 @@ def test_token_works_for_chat_and_models(secured: Gateway) -> None:
     assert 590 <= token["expires_at"] - time.time() <= 600
     browser = client(secured, token["token"])
     assert browser.chat.completions.create(model=MODEL, messages=HI, max_tokens=2).choices
-    assert [m.id for m in browser.models.list().data] == [MODEL]
+    assert [m.id for m in browser.models.list().data] == [MODEL, "all-minilm-l6-v2"]
 
 
 def test_token_model_scope(secured: Gateway) -> None:
