@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import random
 import secrets
 import statistics
@@ -25,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -150,7 +152,7 @@ def _synthetic(
     count: int, per_file: int, rng: random.Random
 ) -> list[tuple[str, list[ChunkRecord]]]:
     vocabulary = [f"w{i}" for i in range(20_000)]
-    weights = [1.0 / (i + 1) for i in range(len(vocabulary))]  # Zipf-like, like real text
+    cumulative = list(itertools.accumulate(1.0 / (i + 1) for i in range(len(vocabulary))))
     generator = np.random.default_rng(rng.randrange(1 << 30))
     vectors = generator.standard_normal((count, DIMS)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -158,7 +160,7 @@ def _synthetic(
     for start in range(0, count, per_file):
         records = []
         for i in range(start, min(count, start + per_file)):
-            text = " ".join(rng.choices(vocabulary, weights, k=120))
+            text = " ".join(rng.choices(vocabulary, cum_weights=cumulative, k=120))  # Zipf-like
             records.append(ChunkRecord(i - start, 0, len(text), 120, text, vectors[i].tobytes()))
         files.append((f"file-{start}", records))
     return files
@@ -213,14 +215,15 @@ async def _postgres_database(admin: str) -> tuple[str, Callable[[], Awaitable[No
     connection = await asyncpg.connect(admin)
     await connection.execute(f'CREATE DATABASE "{name}"')
     await connection.close()
-    base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    parts = urlsplit(admin)
+    query = f"?{parts.query}" if parts.query else ""
 
     async def drop() -> None:
         connection = await asyncpg.connect(admin)
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await connection.close()
 
-    return f"{base}/{name}", drop
+    return f"postgresql+asyncpg://{parts.netloc}/{name}{query}", drop
 
 
 async def encoder_throughput(provider: LocalEmbeddingProvider, chunks: int) -> float:
@@ -245,7 +248,7 @@ async def run(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     rows: list[list[str]] = []
     scaled: dict[str, Any] = {}
     payload = {"quality": result, "encoder_chunks_per_s": encoder, "scale": scaled}
-    backends = [("SQLite", None)] + ([("PostgreSQL", args.postgres)] if args.postgres else [])
+    backends = [("SQLite", None), *(("PostgreSQL", dsn) for dsn in args.postgres)]
     for label, admin in backends:
         for size in sizes:
             with tempfile.TemporaryDirectory() as tmp:
@@ -295,7 +298,12 @@ async def run(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--postgres", help="admin DSN; a scratch database is made and dropped")
+    parser.add_argument(
+        "--postgres",
+        action="append",
+        default=[],
+        help="admin DSN (repeatable); a scratch database is made and dropped on each",
+    )
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
     table, payload = asyncio.run(run(args))

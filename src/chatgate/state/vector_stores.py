@@ -1,8 +1,8 @@
 """Vector stores in the store: the stores, their files (ingested under leases, so a replica that
 dies mid-file leaves it to another), file batches, and the chunk index.
 
-Chunks hold their text (the keyword index needs it: an FTS5 table on SQLite, a GIN index over
-``to_tsvector`` on PostgreSQL) and their float32 vector. The uploaded file itself stays sealed in
+Chunks hold their text (the keyword index needs it: an FTS5 table on SQLite, a stored
+``tsvector`` column with a GIN index on PostgreSQL) and their float32 vector. The uploaded file itself stays sealed in
 the files table. Every change to a store's chunks or file attributes moves its ``version``, which
 search caches compare against.
 """
@@ -776,11 +776,11 @@ class VectorStoreStore:
                     return []
                 rows = await session.execute(
                     text(
-                        "SELECT id, file_id, ts_rank_cd(to_tsvector('english', text), q) AS score"
+                        "SELECT id, file_id, ts_rank_cd(search_vector, q) AS score"
                         " FROM vector_store_chunks,"
                         " to_tsquery('english', :terms) AS q"
                         " WHERE vector_store_id = :store"
-                        " AND to_tsvector('english', text) @@ q"
+                        " AND search_vector @@ q"
                         " ORDER BY score DESC LIMIT :limit"
                     ),
                     {

@@ -1,8 +1,9 @@
 """Vector stores (OpenAI's Vector Stores API): stores, their files and file batches, and the
 chunk index (text, vector, keyword index).
 
-The keyword index is dialect-specific: an FTS5 table kept in sync by triggers on SQLite, a GIN
-index over ``to_tsvector('english', text)`` on PostgreSQL.
+The keyword index is dialect-specific: an FTS5 table kept in sync by triggers on SQLite; on
+PostgreSQL a stored generated ``tsvector`` column (computed once per chunk, not per query) with a
+GIN index.
 
 Revision ID: 0010
 Revises: 0009
@@ -108,8 +109,12 @@ def upgrade() -> None:
             op.execute(statement)
     else:
         op.execute(
-            "CREATE INDEX ix_vector_store_chunks_tsv ON vector_store_chunks"
-            " USING GIN (to_tsvector('english', text))"
+            "ALTER TABLE vector_store_chunks ADD COLUMN search_vector tsvector"
+            " GENERATED ALWAYS AS (to_tsvector('english', text)) STORED"
+        )
+        op.execute(
+            "CREATE INDEX ix_vector_store_chunks_search ON vector_store_chunks"
+            " USING GIN (search_vector)"
         )
 
 
