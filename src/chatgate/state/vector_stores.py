@@ -2,9 +2,9 @@
 dies mid-file leaves it to another), file batches, and the chunk index.
 
 Chunks hold their text (the keyword index needs it: an FTS5 table on SQLite, a stored
-``tsvector`` column with a GIN index on PostgreSQL) and their float32 vector. The uploaded file itself stays sealed in
-the files table. Every change to a store's chunks or file attributes moves its ``version``, which
-search caches compare against.
+``tsvector`` column with a GIN index on PostgreSQL) and their float32 vector. The uploaded file
+itself stays sealed in the files table. Every change to a store's chunks or file attributes
+moves its ``version``, which search caches compare against.
 """
 
 from __future__ import annotations
