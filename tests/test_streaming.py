@@ -143,3 +143,16 @@ async def test_async_client_completes(async_client: openai.AsyncOpenAI) -> None:
     response = await async_client.chat.completions.create(model=MODEL, messages=ASK, max_tokens=3)
     assert response.usage is not None
     assert response.usage.completion_tokens == 3
+
+
+def test_streams_are_never_buffered_or_compressed(gateway: Gateway) -> None:
+    # Proxies (nginx) buffer and compress unless told not to; a compressed stream arrives whole.
+    body = {"model": MODEL, "messages": ASK, "max_tokens": 4, "stream": True}
+    response = post_json(
+        f"{gateway.base_url}/chat/completions", body, **{"Accept-Encoding": "gzip, br"}
+    )
+    assert response.status == 200
+    assert response.headers["x-accel-buffering"] == "no"
+    assert response.headers["cache-control"] == "no-cache"
+    assert "content-encoding" not in response.headers
+    assert sse_events(response.body)[-1] == "[DONE]"  # plain text, readable as it came

@@ -128,7 +128,7 @@ def test_expired_token_is_401(secured: Gateway) -> None:
             break
         time.sleep(0.1)  # polling for the expiry to pass, bounded
     assert response.status == 401
-    assert response.json()["error"]["code"] == "invalid_api_key"
+    assert response.json()["error"]["code"] == "token_expired"
 
 
 def test_token_dies_with_its_key(secured: Gateway) -> None:
@@ -164,6 +164,10 @@ def test_cors_preflight_for_an_allowed_origin(secured: Gateway) -> None:
     )
     assert response.status == 200
     assert response.headers["access-control-allow-origin"] == "https://app.example"
+    # A browser page may read what it needs to wait out a 429, and the request id.
+    answer = raw(f"{secured.base_url}/models", headers={"Origin": "https://app.example"})
+    exposed = answer.headers["access-control-expose-headers"].lower().split(", ")
+    assert {"retry-after", "x-ratelimit-remaining-requests", "x-request-id"} <= set(exposed)
     denied = raw(
         f"{secured.base_url}/chat/completions",
         method="OPTIONS",

@@ -37,7 +37,24 @@ from chatgate.gateway.services import Services
 from chatgate.logs import configure_logging
 from chatgate.protocol import ChatgateError, error_body
 
-__all__ = ["app_from_environment", "create_app"]
+__all__ = ["EXPOSED_HEADERS", "app_from_environment", "create_app"]
+
+EXPOSED_HEADERS = [
+    "x-request-id",
+    "server-timing",
+    "retry-after",
+    "retry-after-ms",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+    "x-chatgate-cost",
+    "x-chatgate-cache",
+]
+"""Response headers a browser page may read across origins: what a chat UI shows (request id,
+timing, cost) and what it needs to wait out a 429 (``retry-after``, OpenAI's rate-limit headers)."""
 
 log = logging.getLogger("chatgate.api")
 
@@ -88,7 +105,7 @@ def _middleware(settings: Settings) -> list[Middleware]:
                 allow_origins=cors.allow_origins,
                 allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
                 allow_headers=cors.allow_headers,
-                expose_headers=["x-request-id", "server-timing"],
+                expose_headers=EXPOSED_HEADERS,
                 max_age=cors.max_age,
             )
         )

@@ -103,7 +103,8 @@ class TokenSigner:
                 options={"require": ["exp", "sub", "jti"]},
             )
         except jwt.ExpiredSignatureError:
-            raise AuthenticationError("The token has expired.") from None
+            # A code of its own: a browser widget tells "sign in again" from a bad credential.
+            raise AuthenticationError("The token has expired.", code="token_expired") from None
         except jwt.PyJWTError:
             raise AuthenticationError("The token is not valid.") from None
         return TokenClaims(
