@@ -23,6 +23,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from bench._common import Server, machine, median, write_results
 from chatgate.providers.local import default_model_path
+from chatgate.providers.local.cpu import load_llama
 
 N_CTX = 8192
 THREADS = os.cpu_count() or 1
@@ -37,8 +38,8 @@ def prompt(run: int) -> list[dict[str, str]]:
 
 def load_model() -> Llama:
     """The embedded GGUF in process, configured as chatgate configures it."""
-    return Llama(
-        str(default_model_path()),
+    return load_llama(
+        default_model_path(),
         n_ctx=N_CTX,
         n_threads=THREADS,
         n_threads_batch=THREADS,

@@ -6,11 +6,13 @@ from pathlib import Path
 import openai
 import pytest
 from llama_cpp import Llama
+from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import delete
 
 from chatgate.providers.local import default_model_path
 from chatgate.state import Database
 from chatgate.state.tables import StoredBodyRow
+from tests.browser import launch
 from tests.fake_upstream import FakeUpstream
 from tests.services import postgres_database, postgres_server, redis_server
 from tests.support import (
@@ -29,6 +31,15 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     server = start_gateway(tmp_path_factory.mktemp("gateway"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the session's browser tests (a new context per test)."""
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture(scope="session")

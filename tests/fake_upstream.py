@@ -15,6 +15,9 @@ Its behaviour is chosen by the ``model`` the gateway sends upstream:
 - ``throttle-K-…``: the first K get a 429 with ``retry-after-ms: 300``, then ``echo``.
 - ``reset-K-…``: the first K have their connection reset, then ``echo``.
 - ``sleep-S-…``: waits S seconds before answering (streams: before the first chunk).
+- ``drip-MS-…``: streams the last user message word by word, MS milliseconds apart (usage at
+  the end when asked); ``drips`` counts ``started``, ``finished`` and ``cancelled`` (the client
+  went away mid-stream) and ``drip_sent`` the chunks each stream got out.
 Any other model is answered like ``echo``.
 
 - ``chaos-…``: a fault drawn at random per request from ``faults`` (kind → probability, seeded):
@@ -37,6 +40,7 @@ import asyncio
 import base64
 import json
 import random
+import re
 import struct
 import threading
 import time
@@ -70,6 +74,8 @@ class FakeUpstream:
     stall: float = 30.0
     rng: random.Random = field(default_factory=lambda: random.Random(20261125))
     injected: Counter[str] = field(default_factory=Counter)
+    drips: Counter[str] = field(default_factory=Counter)
+    drip_sent: list[int] = field(default_factory=list)
 
     def _draw(self) -> str | None:
         roll = self.rng.random()
@@ -129,18 +135,11 @@ class FakeUpstream:
         kind, _, rest = model.partition("-")
         count = rest.split("-")[0]
         if kind in ("flaky", "throttle", "reset") and count.isdigit() and len(seen) <= int(count):
-            if kind == "flaky":
-                return _error(503, "fake upstream overloaded", "server_error")
-            if kind == "throttle":
-                response = _error(429, "fake rate limit", "rate_limit_error")
-                response.headers["retry-after-ms"] = "300"
-                response.headers["retry-after"] = "1"
-                return response
-            assert request.transport is not None
-            request.transport.close()
-            return web.Response()
+            return _first_failures(request, kind)
         if kind == "sleep":
             await asyncio.sleep(float(count))
+        if kind == "drip" and body.get("stream"):
+            return await self._drip(request, model, _last_user_text(body), body, int(count))
         fault = self._draw() if kind == "chaos" else None
         if fault == "429":
             response = _error(429, "fake rate limit", "rate_limit_error")
@@ -228,6 +227,32 @@ class FakeUpstream:
         self._release.set()
         return web.json_response({"released": True})
 
+    async def _drip(
+        self, request: web.Request, model: str, text: str, body: dict[str, Any], delay_ms: int
+    ) -> web.StreamResponse:
+        self.drips["started"] += 1
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        sent = 0
+        try:
+            await response.write(_sse(_chunk(model, {"role": "assistant", "content": ""})))
+            for word in re.findall(r"\s*\S+", text):
+                await asyncio.sleep(delay_ms / 1000)
+                await response.write(_sse(_chunk(model, {"content": word})))
+                sent += 1
+            await response.write(_sse(_chunk(model, {}, finish="stop")))
+            if (body.get("stream_options") or {}).get("include_usage"):
+                usage = _usage(text)
+                await response.write(_sse({**_chunk(model, {}), "choices": [], "usage": usage}))
+            await response.write(b"data: [DONE]\n\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.drips["cancelled"] += 1
+            self.drip_sent.append(sent)
+            raise
+        self.drips["finished"] += 1
+        self.drip_sent.append(sent)
+        return response
+
     async def _stream(
         self, request: web.Request, model: str, text: str, body: dict[str, Any], drop: bool
     ) -> web.StreamResponse:
@@ -257,6 +282,20 @@ class FakeUpstream:
         if model != "stream-no-done":
             await response.write(b"data: [DONE]\n\n")
         return response
+
+
+def _first_failures(request: web.Request, kind: str) -> web.Response:
+    """``flaky``: 503; ``throttle``: 429 with a retry-after; ``reset``: the connection is cut."""
+    if kind == "flaky":
+        return _error(503, "fake upstream overloaded", "server_error")
+    if kind == "throttle":
+        response = _error(429, "fake rate limit", "rate_limit_error")
+        response.headers["retry-after-ms"] = "300"
+        response.headers["retry-after"] = "1"
+        return response
+    assert request.transport is not None
+    request.transport.close()
+    return web.Response()
 
 
 async def _cut_json(request: web.Request, payload: dict[str, Any]) -> web.StreamResponse:

@@ -8,6 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import llama_cpp.llama_cpp as native
+
+from chatgate.providers.local import default_model_path
+from chatgate.providers.local.cpu import _extra_buffer_types, load_llama
 from tests.support import RawResponse, post_json, raw, start_gateway
 
 
@@ -56,3 +60,17 @@ def test_health_is_503_while_loading_and_after_a_failed_load(tmp_path: Path) -> 
         assert "failed to load" in response.json()["error"]["message"]
     finally:
         gateway.stop()
+
+
+def test_extra_buffer_types_are_set_only_while_a_model_loads() -> None:
+    """llama-cpp-python has no argument for llama.cpp's extra buffer types (the AMX kernels that
+    crash on hosts advertising AMX without granting it): chatgate sets the default for one load."""
+    assert native.llama_model_default_params().use_extra_bufts is True  # the library's default
+    with _extra_buffer_types(False):
+        assert native.llama_model_default_params().use_extra_bufts is False
+    assert native.llama_model_default_params().use_extra_bufts is True
+    llama = load_llama(default_model_path(), extra_buffer_types=None, n_ctx=256, verbose=False)
+    # A prompt of several tokens is what crashed under AMX; it must evaluate.
+    text = llama.create_completion("One two three four five six", max_tokens=2)
+    assert text["usage"]["prompt_tokens"] > 1
+    assert native.llama_model_default_params().use_extra_bufts is True

@@ -540,6 +540,9 @@ class LocalModelConfig(_ModelBase):
     n_threads: Annotated[int, Field(ge=1)] | None = None
     """CPU threads for generation (default: all cores)."""
     n_batch: Annotated[int, Field(ge=1)] = 512
+    extra_buffer_types: bool | None = None
+    """llama.cpp's AMX and repacked-weight kernels (default: off where the CPU advertises AMX,
+    whose kernels crash on hosts that do not grant AMX to processes)."""
     max_queue: Annotated[int, Field(ge=0)] = 64
     """Requests that may wait for the model; beyond this they get 503 `server_overloaded`."""
     chat_template: str | None = None

@@ -28,6 +28,7 @@ from chatgate.api.middleware import RequestIdMiddleware
 from chatgate.api.models import ModelEndpoints
 from chatgate.api.moderations import ModerationEndpoint
 from chatgate.api.openapi import openapi_document
+from chatgate.api.pages import Pages
 from chatgate.api.prompts import PromptEndpoints
 from chatgate.api.tokenize import TokenizeEndpoint
 from chatgate.api.tokens import TokenEndpoint
@@ -96,6 +97,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def _middleware(settings: Settings) -> list[Middleware]:
+    # No compression middleware: a gzip layer would buffer server-sent events (any added later
+    # must exclude text/event-stream, as Starlette's GZipMiddleware does).
     stack = [Middleware(RequestIdMiddleware)]
     cors = settings.cors
     if cors.allow_origins:
@@ -131,6 +134,7 @@ def create_app(settings: Settings) -> Starlette:
     files = FileEndpoints(services.files, auth, settings.files)
     batches = BatchEndpoints(services.batches, services.files, auth, services.batch_runner)
     document = orjson.dumps(openapi_document())
+    pages = Pages(services.embedding_models.names())
 
     async def openapi(request: Request) -> Response:
         return Response(document, media_type="application/json")
@@ -208,6 +212,9 @@ def create_app(settings: Settings) -> Starlette:
             Route("/admin/requests/{request_id}/bodies", admin.bodies, methods=["GET"]),
             Route("/admin/dashboard", admin.dashboard_data, methods=["GET"]),
             Route("/dashboard", dashboard, methods=["GET"]),
+            Route("/", pages.root, methods=["GET"]),
+            Route("/playground", pages.playground, methods=["GET"]),
+            Route("/widget.js", pages.widget, methods=["GET"]),
             Mount("/static", StaticFiles(packages=[("chatgate.api", "static")]), name="static"),
             Route("/admin/regressions", admin.regressions, methods=["GET"]),
             Route("/metrics", admin.metrics, methods=["GET"]),

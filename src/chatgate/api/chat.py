@@ -17,6 +17,7 @@ from chatgate.api.auth import authenticate
 from chatgate.api.sse import SSEResponse
 from chatgate.gateway import Authenticator, ChunkStream, Pipeline
 from chatgate.gateway.observe import Observer, RequestEnd
+from chatgate.gateway.pipeline import COST_HEADER
 from chatgate.protocol import (
     ChatCompletionRequest,
     ChatgateError,
@@ -120,8 +121,14 @@ class ChatEndpoint:
                 end.response_bytes, end.error_type, end.response_body = sent, error, body
                 self._observer.finish(end)
 
+            def trailer() -> bytes:
+                cost = ctx.cost()
+                return b"" if cost is None else f": {COST_HEADER}: {cost:.8f}\n\n".encode()
+
             keep = self._observer.wants_bodies
-            return SSEResponse(outcome, ctx.response_headers, end.request_id, done, keep)
+            return SSEResponse(
+                outcome, ctx.response_headers, end.request_id, done, keep_body=keep, trailer=trailer
+            )
         payload = orjson.dumps(outcome)
         end.response_bytes = len(payload)
         if self._observer.wants_bodies:

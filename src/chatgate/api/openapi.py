@@ -343,6 +343,30 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": {"description": "The dashboard page (HTML)"}},
                 }
             },
+            "/": {
+                "get": {
+                    "operationId": "root",
+                    "security": [],
+                    "responses": {"307": {"description": "Redirects to `/playground`"}},
+                }
+            },
+            "/playground": {
+                "get": {
+                    "operationId": "playground",
+                    "security": [],
+                    "responses": {"200": {"description": "The chat playground page (HTML)"}},
+                }
+            },
+            "/widget.js": {
+                "get": {
+                    "operationId": "widgetScript",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "The embeddable chat widget (JavaScript)"},
+                        "304": {"description": "Not modified (`If-None-Match`)"},
+                    },
+                }
+            },
             "/metrics": {
                 "get": {
                     "operationId": "metrics",

@@ -28,6 +28,8 @@ class SSEResponse:
 
     An error after the first byte becomes a ``data: {"error": ...}`` event, then ``[DONE]``.
     If the client goes away, the stream (and the generation behind it) is cancelled at once.
+    ``trailer`` is asked, once the last chunk is out, for bytes to send before ``[DONE]``: SSE
+    comment lines (``: …``), which every SSE parser skips.
     """
 
     def __init__(
@@ -36,9 +38,12 @@ class SSEResponse:
         headers: Mapping[str, str],
         request_id: str,
         on_done: Callable[[int, str | None, bytes | None], None] | None = None,
+        *,
         keep_body: bool = False,
+        trailer: Callable[[], bytes] | None = None,
     ):
         self._stream = stream
+        self._trailer = trailer
         self._on_done = on_done
         self._kept: list[bytes] | None = [] if keep_body else None
         self._sent = 0
@@ -71,6 +76,8 @@ class SSEResponse:
             async for chunk in self._stream:
                 await self._emit(send, _event(chunk))
             self._error = None
+            if self._trailer is not None and (trailer := self._trailer()):
+                await self._emit(send, trailer)
         except ChatgateError as exc:
             self._error = exc.error_type
             await self._emit(send, _event(exc.to_body()))

@@ -83,6 +83,10 @@ class EmbeddingModels:
     def models(self) -> list[ModelObject]:
         return [m.model_object() for m in self._models]
 
+    def names(self) -> list[str]:
+        """Every id an embedding model answers to (names and aliases)."""
+        return list(self._by_id)
+
     def states(self) -> dict[str, ProviderState]:
         return {m.name: m.provider.state for m in self._models}
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import llama_cpp
 import numpy as np
-from llama_cpp import Llama
 
 from chatgate.protocol import TokenLogprob
+from chatgate.providers.local.cpu import load_llama
 from chatgate.providers.local.sampling import PieceFn, SamplingParams, build_sampler, token_logprob
 from chatgate.providers.local.stops import Piece, StopMatcher
 
@@ -62,9 +62,18 @@ class GenerationJob:
 class Engine:
     """One loaded GGUF model and its generation loop. Not thread-safe: one job at a time."""
 
-    def __init__(self, path: Path, *, n_ctx: int, n_threads: int, n_batch: int):
-        self.llama = Llama(
-            model_path=str(path),
+    def __init__(
+        self,
+        path: Path,
+        *,
+        n_ctx: int,
+        n_threads: int,
+        n_batch: int,
+        extra_buffer_types: bool | None = None,
+    ):
+        self.llama = load_llama(
+            path,
+            extra_buffer_types=extra_buffer_types,
             n_ctx=n_ctx,
             n_threads=n_threads,
             n_threads_batch=n_threads,

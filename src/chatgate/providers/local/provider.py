@@ -88,7 +88,11 @@ class LocalProvider:
     def _load(self) -> None:
         threads = self._config.n_threads or os.cpu_count() or 1
         engine = Engine(
-            self._path, n_ctx=self._config.n_ctx, n_threads=threads, n_batch=self._config.n_batch
+            self._path,
+            n_ctx=self._config.n_ctx,
+            n_threads=threads,
+            n_batch=self._config.n_batch,
+            extra_buffer_types=self._config.extra_buffer_types,
         )
         metadata = engine.metadata
         template = self._config.chat_template or metadata.get("tokenizer.chat_template")
