@@ -72,5 +72,6 @@ def test_extra_buffer_types_are_set_only_while_a_model_loads() -> None:
     llama = load_llama(default_model_path(), extra_buffer_types=None, n_ctx=256, verbose=False)
     # A prompt of several tokens is what crashed under AMX; it must evaluate.
     text = llama.create_completion("One two three four five six", max_tokens=2)
+    assert isinstance(text, dict)
     assert text["usage"]["prompt_tokens"] > 1
     assert native.llama_model_default_params().use_extra_bufts is True

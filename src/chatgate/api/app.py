@@ -53,9 +53,13 @@ EXPOSED_HEADERS = [
     "x-ratelimit-reset-tokens",
     "x-chatgate-cost",
     "x-chatgate-cache",
+    "x-chatgate-context-dropped-messages",
+    "x-chatgate-context-dropped-tokens",
+    "x-chatgate-max-tokens-clamped",
 ]
 """Response headers a browser page may read across origins: what a chat UI shows (request id,
-timing, cost) and what it needs to wait out a 429 (``retry-after``, OpenAI's rate-limit headers)."""
+timing, cost, turns left out to fit the context window) and what it needs to wait out a 429
+(``retry-after``, OpenAI's rate-limit headers)."""
 
 log = logging.getLogger("chatgate.api")
 
