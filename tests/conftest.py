@@ -33,9 +33,11 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the session's browser tests (a new context per test)."""
+    """Headless Chromium for a module's browser tests (a new context per test). Module-scoped:
+    Playwright's sync API keeps an event loop running while it is open, and later modules'
+    ``asyncio.run`` must find none."""
     with sync_playwright() as playwright:
         chromium = launch(playwright)
         yield chromium
