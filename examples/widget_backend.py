@@ -1,7 +1,7 @@
 """A minimal backend for chatgate's chat widget: one demo page and one token endpoint.
 
 Standard library only. Run it next to a gateway whose ``cors.allow_origins`` lists this page's
-origin (``http://localhost:8000`` below)::
+origin (``http://localhost:8000`` below; behind a proxy or on another name, pass ``--origin``)::
 
     CHATGATE_URL=http://127.0.0.1:8080 CHATGATE_API_KEY=cg-... \\
         python examples/widget_backend.py --port 8000
@@ -10,7 +10,9 @@ then open http://localhost:8000/. The page embeds ``<gateway>/widget.js`` under 
 Content-Security-Policy (no inline script or style anywhere). The widget asks ``POST /token``
 for a browser token; this server mints one with its virtual key — the key itself never reaches
 the browser — bound to the page's origin, to one model, to a ``max_tokens`` cap, a request count
-and a short lifetime, and passes chatgate's answer through as it is.
+and a short lifetime, and passes chatgate's answer through as it is. It hands tokens only to
+requests whose ``Origin`` header is this site's origin: a page of another site cannot obtain one
+on a visitor's behalf.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class Settings:
     """A chatgate virtual key (``cg-…``): stays on this server."""
     model: str = "smollm2-135m-instruct"
     origin: str | None = None
-    """This site's public origin (``https://app.example``); default: ``http://<Host header>``."""
+    """This site's public origin (``https://app.example``); default: ``http://localhost:<port>``.
+    Never taken from the request: its ``Host`` header is whatever the client says."""
     ttl: int = 600
     max_tokens: int = 512
     max_requests: int = 50
@@ -116,6 +119,7 @@ def mint_token(settings: Settings, origin: str) -> tuple[int, bytes]:
 
 def make_server(settings: Settings, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
     page_csp = demo_csp(settings.gateway)
+    origin = (settings.origin or "").rstrip("/")  # set below once the port is known
 
     class Handler(BaseHTTPRequestHandler):
         def _send(self, status: int, body: bytes, content_type: str, **headers: str) -> None:
@@ -146,10 +150,10 @@ def make_server(settings: Settings, port: int, host: str = "127.0.0.1") -> Threa
             if self.path.split("?")[0] != "/token":
                 self._error(404, "Not found.")
                 return
-            origin = settings.origin or f"http://{self.headers.get('Host', 'localhost')}"
-            sent_by = self.headers.get("Origin")
-            if sent_by is not None and sent_by != origin:
-                # Another site's page may not obtain tokens on this user's behalf.
+            if self.headers.get("Origin") != origin:
+                # Another site's page may not obtain tokens on this user's behalf. Browsers send
+                # `Origin` with every POST (same-origin ones too): a request without it is not
+                # from a page of this site.
                 self._error(403, "Tokens are only handed to this site's own pages.")
                 return
             # A real app checks its own user session here (its session cookie: the widget sends
@@ -162,7 +166,9 @@ def make_server(settings: Settings, port: int, host: str = "127.0.0.1") -> Threa
         def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet; a real app logs through its own logger
 
-    return ThreadingHTTPServer((host, port), Handler)
+    server = ThreadingHTTPServer((host, port), Handler)
+    origin = origin or f"http://localhost:{server.server_address[1]}"
+    return server
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -170,7 +176,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--model", default=os.environ.get("CHATGATE_MODEL", Settings.model))
-    parser.add_argument("--origin", default=None, help="this site's public origin")
+    parser.add_argument(
+        "--origin",
+        default=None,
+        help="this site's public origin (default: http://localhost:PORT); token requests "
+        "from any other origin are refused",
+    )
     parser.add_argument("--ttl", type=int, default=Settings.ttl, help="token lifetime (s)")
     args = parser.parse_args(argv)
     settings = Settings(

@@ -1,5 +1,6 @@
 """The dashboard: its data endpoint, and the page rendered by headless Chromium with charts drawn
-by the vendored uPlot (a screenshot is kept in test-artifacts/)."""
+by the vendored uPlot (a screenshot is kept in test-artifacts/); names from the request log are
+shown as text under a strict Content-Security-Policy."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, expect
 
+from chatgate.api.pages import DASHBOARD_CSP
+from tests.browser import new_page
 from tests.fake_upstream import FakeUpstream
 from tests.support import Gateway, post_json, raw, start_gateway
 
@@ -105,3 +109,54 @@ def test_page_renders_charts_and_tables(gateway: Gateway, tmp_path: Path, artifa
     shot.unlink(missing_ok=True)
     _browser([f"--screenshot={shot}", url], tmp_path / "profile-shot")
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+HOSTILE_MODEL = "<img src=x onerror=window.__pwned=1>"
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway whose request log holds a model name that is markup."""
+    fake = FakeUpstream()
+    fake.start()
+    config = (
+        "observability: {flush_interval: 0.1}\nmodels:\n  - name: echo\n"
+        f"    provider: openai_compat\n    base_url: {fake.base_url}\n"
+    )
+    server = start_gateway(tmp_path_factory.mktemp("dashboard-hostile"), config=config)
+    body = {"model": HOSTILE_MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    assert post_json(f"{server.base_url}/chat/completions", body).status == 404
+    yield server
+    server.stop()
+    fake.stop()
+
+
+def test_names_from_the_request_log_are_text_under_a_strict_policy(
+    hostile: Gateway, browser: Browser
+) -> None:
+    deadline = time.monotonic() + 10
+    while not any(
+        m["model"] == HOSTILE_MODEL
+        for m in raw(f"{hostile.url}/admin/dashboard?hours=1").json()["models"]
+    ):
+        assert time.monotonic() < deadline, "the request was not logged"
+        time.sleep(0.1)  # polling for the batched write, bounded
+    response = raw(f"{hostile.url}/dashboard")
+    assert response.headers["content-security-policy"] == DASHBOARD_CSP
+    page_html = response.body.decode()
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page_html)  # no inline script
+    assert "<style" not in page_html and " style=" not in page_html
+    context = browser.new_context()
+    try:
+        watch = new_page(context)
+        page = watch.page
+        page.goto(f"{hostile.url}/dashboard?hours=1")
+        page.wait_for_function("() => document.body.dataset.ready === 'true'")
+        cell = page.locator("#models td").first
+        expect(cell).to_have_text(HOSTILE_MODEL)  # shown as the text it is
+        assert page.locator("#models img, img").count() == 0
+        assert page.evaluate("() => window.__pwned") is None
+        expect(page.locator("canvas")).to_have_count(5)  # uPlot still draws under the policy
+        watch.clean()
+    finally:
+        context.close()

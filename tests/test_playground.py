@@ -514,3 +514,239 @@ def test_templates_and_stores_appear_once_they_exist(
     assert "prompt" not in body and "knowledge" not in body
     page.screenshot(path=artifacts / "playground-templates.png")
     watch.clean()
+
+
+# ------------------------------------------------------------------------- the shared chat core
+
+MARKDOWN_DOCS = {
+    "crlf paragraphs": (
+        "First paragraph\r\nstill first\r\nand first\r\nto the end.\r\n\r\n"
+        "Second **bold**\r\nline.\r\n\r\nThird.\r\n"
+    ),
+    "lone cr": "One\rline\r\rTwo\r",
+    "lists": (
+        "Tight:\n\n- a\n- b\n- c\n\nLoose:\n\n1. one\n\n2. two\n\n   more of two\n\n"
+        "Nested:\n\n- outer\n  - inner\n    - deeper\n- back\n\nAfter the lists.\n"
+    ),
+    "fenced code": (
+        "Before.\n\n```python\ndef f():\n\n    return 1\n\n\nprint(f())\n```\n\n"
+        "Between.\n\n```\nnever closed\n\nstill code\n"
+    ),
+    "indented code": "Text.\n\n    code line 1\n\n    code line 2\n\nText again.\n",
+    "setext and table": (
+        "Title\n=====\n\nSub\n---\n\n| a | b |\n|---|:-:|\n| 1 | 2 |\n| 3 | 4 |\n\nEnd.\n"
+    ),
+    "blockquote": "> quoted\n> more\n>\n> - item\n\n> second quote\n\nplain\n",
+    "references": (
+        "See [the docs][d] and [x].\n\nMore text.\n\n"
+        "[d]: https://a.example/d\n[x]: https://b.example/x 'X'\n"
+    ),
+    "raw html": (
+        "<div>\n<b>bold?</b>\n\n</div>\n\n<script>window.__pwned = 1</script>\n\nText <i>x</i>.\n"
+    ),
+    "crlf mix": "# Head\r\n\r\n- a\r\n- b\r\n\r\n```\r\ncode\r\n\r\nmore\r\n```\r\n\r\n> q\r\n",
+}
+
+INCREMENTAL_VS_FULL = """([docs, sizes]) => {
+  const core = chatgateCore(marked, DOMPurify);
+  const html = (node) => {
+    const box = document.createElement('div');
+    box.append(node);
+    return box.innerHTML;
+  };
+  const failures = [];
+  for (const [name, text] of Object.entries(docs)) {
+    for (const size of sizes) {
+      const container = document.createElement('div');
+      const view = new core.MarkdownView(container);
+      const want = html(core.sanitize(view.parser.parse(text)));
+      for (let i = 0; i < text.length; i += size) {
+        view.push(text.slice(i, i + size));
+        view.flush(false);
+      }
+      view.end();
+      container.querySelector('.md-live').remove();
+      const got = container.innerHTML;
+      if (got !== want) failures.push({ name, size, got, want });
+    }
+  }
+  return failures;
+}"""
+
+
+def test_incremental_markdown_renders_what_a_full_parse_does(
+    open_gateway: Gateway, context: BrowserContext
+) -> None:
+    watch = open_playground(context, open_gateway)
+    failures = watch.page.evaluate(INCREMENTAL_VS_FULL, [MARKDOWN_DOCS, [1, 3, 7, 50]])
+    assert failures == [], [(f["name"], f["size"]) for f in failures] + failures[:2]
+    watch.clean()
+
+
+SSE_TEXT = (
+    ": hello\r\n\r\n"
+    'data: {"n": 1}\r\n\r\n'
+    "data: line one\r\ndata: line two\r\n\r\n"
+    "event: x\rid: 7\rdata:no-space\r\r"
+    "data: é ✓\n\n"
+    ": x-chatgate-cost: 0.5\r\n\r\n"
+    "data: [DONE]\r\n\r\n"
+    "data: after done\r\n\r\n"
+)
+SSE_EXPECTED = {
+    "events": ['{"n": 1}', "line one\nline two", "no-space", "é ✓"],
+    "comments": ["hello", "x-chatgate-cost: 0.5"],
+}
+
+READ_SPLIT = """async ([text, splits]) => {
+  const core = chatgateCore(marked, DOMPurify);
+  const bytes = new TextEncoder().encode(text);
+  const results = [];
+  for (const cuts of splits) {
+    const bounds = [0, ...cuts, bytes.length];
+    const body = new ReadableStream({
+      start(controller) {
+        for (let i = 0; i + 1 < bounds.length; i++) {
+          controller.enqueue(bytes.slice(bounds[i], bounds[i + 1]));
+        }
+        controller.close();
+      },
+    });
+    const events = [], comments = [];
+    await core.readEvents(body, (data) => events.push(data), (comment) => comments.push(comment));
+    results.push({ cuts, events, comments });
+  }
+  return results;
+}"""
+
+
+def test_the_event_reader_splits_events_wherever_the_reads_end(
+    open_gateway: Gateway, context: BrowserContext
+) -> None:
+    watch = open_playground(context, open_gateway)
+    size = len(SSE_TEXT.encode())
+    # Every two-read split (across \r|\n, inside "data:", inside a UTF-8 character), and one
+    # byte a read.
+    splits = [[i] for i in range(1, size)] + [list(range(1, size))]
+    results = watch.page.evaluate(READ_SPLIT, [SSE_TEXT, splits])
+    wrong = [r for r in results if {k: r[k] for k in SSE_EXPECTED} != SSE_EXPECTED]
+    assert not wrong, wrong[:3]
+    watch.clean()
+
+
+THROWING_READER = """async () => {
+  const core = chatgateCore(marked, DOMPurify);
+  const source = () => {
+    const state = { cancelled: false };
+    state.body = new ReadableStream({
+      start(controller) {
+        const text = 'data: {"choices": []}\\n\\ndata: not json\\n\\n';
+        controller.enqueue(new TextEncoder().encode(text));
+        // ...and the stream stays open, as a generating gateway's would
+      },
+      cancel() { state.cancelled = true; },
+    });
+    return state;
+  };
+  const waitCancelled = async (state) => {
+    for (let i = 0; i < 100 && !state.cancelled; i++) await new Promise((r) => setTimeout(r, 10));
+    return state.cancelled;
+  };
+  const out = {};
+  // readEvents: a callback that throws cancels the body.
+  const direct = source();
+  try {
+    await core.readEvents(direct.body, () => { throw new Error("boom"); });
+  } catch (error) {
+    out.readError = error.message;
+  }
+  out.readCancelled = await waitCancelled(direct);
+  // streamChat: a data line that is not JSON is a ChatError, and the response is cancelled.
+  const streamed = source();
+  const realFetch = window.fetch;
+  const headers = { "content-type": "text/event-stream" };
+  window.fetch = async () => new Response(streamed.body, { headers });
+  try {
+    await core.streamChat({ url: "/v1/chat/completions", body: { model: "m", messages: [] } });
+    out.chatError = "resolved";
+  } catch (error) {
+    out.chatError = {
+      name: error.name, isChatError: error instanceof core.ChatError, status: error.status,
+      code: error.code, summary: error.summary, partial: !!error.partial,
+    };
+  } finally {
+    window.fetch = realFetch;
+  }
+  out.chatCancelled = await waitCancelled(streamed);
+  return out;
+}"""
+
+
+def test_a_broken_stream_is_a_chat_error_and_is_cancelled(
+    open_gateway: Gateway, context: BrowserContext
+) -> None:
+    watch = open_playground(context, open_gateway)
+    out = watch.page.evaluate(THROWING_READER)
+    assert out["readError"] == "boom" and out["readCancelled"] is True
+    assert out["chatError"] == {
+        "name": "ChatError",
+        "isChatError": True,
+        "status": 502,
+        "code": "invalid_event",
+        "summary": "The gateway or the model failed.",
+        "partial": True,
+    }
+    assert out["chatCancelled"] is True
+    watch.clean()
+
+
+SANITIZE = """(cases) => {
+  const core = chatgateCore(marked, DOMPurify);
+  return cases.map((html) => {
+    const box = document.createElement('div');
+    box.append(core.sanitize(html));
+    return {
+      html: box.innerHTML,
+      img: box.querySelectorAll('img').length,
+      onerror: box.querySelectorAll('[onerror]').length,
+      style: box.querySelectorAll('[style], style').length,
+      form: box.querySelectorAll('form, input, button').length,
+      links: [...box.querySelectorAll('a')].map((a) => ({
+        href: a.getAttribute('href'), target: a.getAttribute('target'), rel: a.getAttribute('rel'),
+      })),
+    };
+  });
+}"""
+
+
+def test_the_sanitiser_itself_removes_what_markdown_would_let_through(
+    open_gateway: Gateway, context: BrowserContext
+) -> None:
+    """``sanitize`` is called on HTML directly: marked already escapes raw HTML, so a test
+    through markdown would pass even if ``sanitize`` returned its input."""
+    watch = open_playground(context, open_gateway)
+    cases = [
+        '<p>x<img src="x" onerror="window.__pwned=1">y</p>',
+        '<a href="javascript:window.__pwned=1">bad</a>',
+        '<a href="https://example.com/a">https</a> <a href="http://example.com/b">http</a>',
+        '<p style="color: red">styled</p><style>p { color: red }</style>',
+        '<form action="https://evil.example"><input name="q"><button>go</button></form>ok',
+    ]
+    img, js, links, styled, form = watch.page.evaluate(SANITIZE, cases)
+    assert img["img"] == 0 and img["onerror"] == 0 and "xy" in img["html"]
+    assert js["links"] == [
+        {"href": None, "target": "_blank", "rel": "noopener noreferrer nofollow"}
+    ]
+    assert [link["href"] for link in links["links"]] == [
+        "https://example.com/a",
+        "http://example.com/b",
+    ]
+    for link in links["links"]:
+        assert link["target"] == "_blank"
+        assert {"noopener", "noreferrer"} <= set((link["rel"] or "").split())
+    assert styled["style"] == 0 and "styled" in styled["html"]
+    assert form["form"] == 0 and form["html"].endswith("ok")
+    assert watch.page.evaluate("() => window.__pwned") is None
+    # DOMPurify parses its input in an inert document, where the page's policy reports (and
+    # blocks) the inline handler and styles; nothing ran and nothing threw.
+    assert not watch.errors, watch.errors

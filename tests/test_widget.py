@@ -15,10 +15,11 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -137,6 +138,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Ite
             f'cors:\n  allow_origins: ["{host}", "{demo}"]\nmodels:\n'
             f"  - name: drip-30\n{fake_model}  - name: drip-150\n{fake_model}"
             f"  - name: echo\n{fake_model}  - name: smollm2-135m-instruct\n"
+            f"  - name: tiny\n{fake_model}    upstream_model: echo\n    context_window: 200\n"
         )
         gateway = start_gateway(
             tmp_path_factory.mktemp("widget"), config, env={"CHATGATE_MASTER_KEY": MASTER}
@@ -537,6 +539,59 @@ def test_rate_limited_shows_a_countdown(env: Env, watch: PageWatch, artifacts: P
     expect(countdown).to_have_text(f"Try again in {first - 1} s")  # it counts down
     assert shadow(page, "return root.querySelector('textarea').value") == "two"
     page.screenshot(path=artifacts / "widget-rate-limited.png")
+    # A new conversation does not lift the limit: Send stays disabled, the countdown goes on.
+    page.locator("chatgate-chat .new").click()
+    expect(page.locator("chatgate-chat .msg")).to_have_count(0)
+    expect(page.locator("chatgate-chat .send")).to_be_disabled()
+    expect(countdown).to_have_text(re.compile(r"^Try again in \d+ s$"))
+    watch.clean()
+
+
+def test_a_short_lived_token_is_reused_for_most_of_its_life(env: Env, watch: PageWatch) -> None:
+    calls: Counter[str] = Counter()
+    short = env.minting(env.settings("echo", ttl=20))  # shorter than the 30 s margin
+
+    def counting(body: bytes) -> tuple[int, bytes]:
+        calls["token"] += 1
+        return short(body)
+
+    url = env.host_page("/short", "echo")
+    env.pages["/short/token"] = HostPage("", handler=counting)
+    page = watch.page
+    page.goto(url)
+    page.locator("chatgate-chat .launcher").click()
+    for n, text in enumerate(["one", "two", "three"], start=1):
+        page.keyboard.type(text)
+        page.keyboard.press("Enter")
+        wait_replies(page, n)
+    assert calls["token"] == 1  # not one token per message
+    watch.clean()
+
+
+def test_a_long_history_still_fits_a_small_model(env: Env, watch: PageWatch) -> None:
+    url = env.host_page("/tiny", "tiny")
+    env.pages["/tiny/token"] = HostPage("", handler=env.minting(env.settings("tiny")))
+    page = watch.page
+    page.goto(url)
+    key = f"chatgate-widget:{env.gateway.url}|tiny|{url}/token"
+    words = " ".join(f"word{i}" for i in range(40))
+    old = [{"role": ("user", "assistant")[i % 2], "content": f"{i} {words}"} for i in range(16)]
+    page.evaluate("([k, v]) => localStorage.setItem(k, v)", [key, json.dumps(old)])
+    page.reload()
+    page.locator("chatgate-chat .launcher").click()
+    expect(page.locator("chatgate-chat .msg.done")).to_have_count(16)
+    page.keyboard.type("still there?")
+    page.keyboard.press("Enter")
+    page.wait_for_function(  # an answer, or an alert (e.g. "This conversation is too long")
+        f"() => {SHADOW}.querySelectorAll('.msg.assistant.done').length >= 9"
+        f" || {SHADOW}.querySelector('[role=alert]').textContent !== ''"
+    )
+    assert shadow(page, "return root.querySelector('[role=alert]').textContent") == ""
+    reply = page.locator("chatgate-chat .msg.assistant.done .body").last
+    expect(reply).to_have_text("still there?")
+    assert shadow(page, "return root.querySelector('[role=alert]').textContent") == ""
+    sent = env.fake.received[-1].body["messages"]
+    assert sent[-1]["content"] == "still there?" and len(sent) < 17  # the oldest turns dropped
     watch.clean()
 
 
@@ -587,3 +642,33 @@ def test_the_embedded_model_streams_into_the_widget(
     assert len(page.evaluate("() => window.__announced")) == 1
     page.screenshot(path=artifacts / "widget-smollm2.png")
     watch.clean()
+
+
+def test_the_example_backend_hands_tokens_only_to_its_own_origin(env: Env) -> None:
+    def token(base: str, **headers: str) -> tuple[int, Any]:
+        answer = raw(f"{base}/token", method="POST", body=b"{}", headers=headers)
+        return answer.status, answer.json()
+
+    settings = backend.Settings(gateway=env.gateway.url, api_key=env.key, model="echo")
+    for configured in (None, "https://app.example"):
+        server = backend.make_server(replace(settings, origin=configured), 0)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            port = server.server_address[1]
+            base = f"http://127.0.0.1:{port}"
+            own = configured or f"http://localhost:{port}"  # --origin, else localhost:PORT
+            # The Host header is the client's to choose: it does not make an origin "own".
+            status, body = token(base, Host="evil.example", Origin="http://evil.example")
+            assert status == 403, body
+            # Browsers send Origin with every POST: a request without it is not a page of ours.
+            status, body = token(base)
+            assert status == 403, body
+            status, body = token(base, Origin=f"http://127.0.0.1:{port}")
+            assert status == 403, body
+            status, body = token(base, Origin=own)
+            assert status == 200, body
+            assert body["origin"] == own
+        finally:
+            server.shutdown()
+            server.server_close()

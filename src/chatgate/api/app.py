@@ -6,7 +6,6 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
-from importlib import resources
 
 import orjson
 from starlette.applications import Starlette
@@ -143,11 +142,6 @@ def create_app(settings: Settings) -> Starlette:
     async def openapi(request: Request) -> Response:
         return Response(document, media_type="application/json")
 
-    page = (resources.files("chatgate.api") / "static" / "dashboard.html").read_bytes()
-
-    async def dashboard(request: Request) -> Response:
-        return Response(page, media_type="text/html; charset=utf-8")
-
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.start()
@@ -215,7 +209,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/admin/usage", admin.usage, methods=["GET"]),
             Route("/admin/requests/{request_id}/bodies", admin.bodies, methods=["GET"]),
             Route("/admin/dashboard", admin.dashboard_data, methods=["GET"]),
-            Route("/dashboard", dashboard, methods=["GET"]),
+            Route("/dashboard", pages.dashboard, methods=["GET"]),
             Route("/", pages.root, methods=["GET"]),
             Route("/playground", pages.playground, methods=["GET"]),
             Route("/widget.js", pages.widget, methods=["GET"]),

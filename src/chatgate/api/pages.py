@@ -1,6 +1,7 @@
-"""Browser pages: the playground (``/playground``) and the embeddable widget (``/widget.js``).
+"""Browser pages: the playground (``/playground``), the dashboard (``/dashboard``) and the
+embeddable widget (``/widget.js``).
 
-Both are static files in the package (no CDN, no build step at run time). The widget is one
+All are static files in the package (no CDN, no build step at run time). The widget is one
 classic script: the vendored marked and DOMPurify UMD builds, each wrapped in a function so they
 never touch the host page's globals, then the shared chat core and the widget itself —
 concatenated once, at start-up.
@@ -15,7 +16,7 @@ from importlib import resources
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-__all__ = ["PLAYGROUND_CSP", "Pages", "widget_bundle"]
+__all__ = ["DASHBOARD_CSP", "PLAYGROUND_CSP", "Pages", "widget_bundle"]
 
 PLAYGROUND_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -24,6 +25,11 @@ PLAYGROUND_CSP = (
 )
 """The playground runs no inline code and loads nothing from elsewhere; model output can load
 no remote image (a classic way to exfiltrate a conversation)."""
+
+DASHBOARD_CSP = PLAYGROUND_CSP
+"""The dashboard shows names from the request log (a model name is whatever a client sent): it
+builds its DOM from text only, and this policy stops any markup that slipped through from running
+script on the gateway's origin (where the playground may keep a key)."""
 
 _STATIC = resources.files("chatgate.api") / "static"
 
@@ -62,6 +68,7 @@ class Pages:
         page = (_STATIC / "playground.html").read_text(encoding="utf-8")
         names = html.escape(",".join(embedding_models), quote=True)
         self._playground = page.replace("{{embedding_models}}", names).encode()
+        self._dashboard = (_STATIC / "dashboard.html").read_bytes()
         self._widget = widget_bundle()
         self._widget_etag = '"' + hashlib.sha256(self._widget).hexdigest()[:32] + '"'
 
@@ -69,13 +76,10 @@ class Pages:
         return RedirectResponse("/playground", status_code=307)
 
     async def playground(self, request: Request) -> Response:
-        headers = {
-            "content-security-policy": PLAYGROUND_CSP,
-            "x-content-type-options": "nosniff",
-            "referrer-policy": "no-referrer",
-            "cache-control": "no-cache",
-        }
-        return Response(self._playground, media_type="text/html; charset=utf-8", headers=headers)
+        return _html(self._playground, PLAYGROUND_CSP)
+
+    async def dashboard(self, request: Request) -> Response:
+        return _html(self._dashboard, DASHBOARD_CSP)
 
     async def widget(self, request: Request) -> Response:
         headers = {
@@ -88,3 +92,13 @@ class Pages:
         if request.headers.get("if-none-match") == self._widget_etag:
             return Response(status_code=304, headers=headers)
         return Response(self._widget, media_type="text/javascript; charset=utf-8", headers=headers)
+
+
+def _html(page: bytes, policy: str) -> Response:
+    headers = {
+        "content-security-policy": policy,
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+        "cache-control": "no-cache",
+    }
+    return Response(page, media_type="text/html; charset=utf-8", headers=headers)

@@ -85,15 +85,24 @@ function chatgateCore(marked, DOMPurify) {
 
   // ---------------------------------------------------------------- SSE
   /** Calls onEvent(data) for each event's data and onComment(text) for each comment line
-   * of a text/event-stream body; returns at `[DONE]` or at the end of the body. */
+   * of a text/event-stream body; returns at `[DONE]` or at the end of the body. If it leaves by
+   * an exception (a callback threw, the read failed) the body is cancelled, so the server stops. */
   async function readEvents(body, onEvent, onComment) {
     const reader = body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
+    let cr = false; // the last read ended in \r: a \n starting the next one belongs to it
+    let finished = false;
     try {
       for (;;) {
         const { value, done } = await reader.read();
-        if (done) return;
-        buffer += value.replace(/\r\n?/g, "\n");
+        if (done) {
+          finished = true;
+          return;
+        }
+        if (!value) continue;
+        const text = cr && value.startsWith("\n") ? value.slice(1) : value;
+        cr = text.endsWith("\r");
+        buffer += text.replace(/\r\n?/g, "\n");
         let end;
         while ((end = buffer.indexOf("\n\n")) >= 0) {
           const block = buffer.slice(0, end);
@@ -105,12 +114,16 @@ function chatgateCore(marked, DOMPurify) {
           }
           if (!data.length) continue;
           const payload = data.join("\n");
-          if (payload === "[DONE]") return;
+          if (payload === "[DONE]") {
+            finished = true;
+            return;
+          }
           onEvent(payload);
         }
       }
     } finally {
-      reader.releaseLock();
+      if (finished) reader.releaseLock();
+      else reader.cancel().catch(() => {}); // not awaited: the error goes on at once
     }
   }
 
@@ -148,7 +161,20 @@ function chatgateCore(marked, DOMPurify) {
     await readEvents(
       response.body,
       (data) => {
-        const chunk = JSON.parse(data);
+        let chunk;
+        try {
+          chunk = JSON.parse(data);
+        } catch {
+          throw Object.assign(
+            new ChatError(`The gateway sent an event that is not JSON: ${data.slice(0, 80)}`, {
+              status: 502,
+              type: "api_error",
+              code: "invalid_event",
+              requestId: result.requestId,
+            }),
+            { partial: result },
+          );
+        }
         if (chunk.error) {
           failure = new ChatError(chunk.error.message, {
             status: 500,
@@ -242,6 +268,7 @@ function chatgateCore(marked, DOMPurify) {
 
     reset() {
       this.source = "";
+      this.cr = "";
       this.done = 0;
       this.links = {};
       this.frozenBlocks = 0;
@@ -252,7 +279,13 @@ function chatgateCore(marked, DOMPurify) {
     }
 
     push(text) {
-      this.source += text;
+      // marked reads \r\n and \r as \n, so its tokens' raw lengths only add up to the source
+      // (`done`) if the source is normalised the same way; a \r that ends a chunk may be the
+      // first half of a \r\n and waits for the next one.
+      text = this.cr + text;
+      this.cr = text.endsWith("\r") ? "\r" : "";
+      if (this.cr) text = text.slice(0, -1);
+      this.source += text.replace(/\r\n?/g, "\n");
       if (this.pending) return;
       this.pending = true;
       requestAnimationFrame(() => {
@@ -293,6 +326,8 @@ function chatgateCore(marked, DOMPurify) {
     }
 
     end() {
+      if (this.cr) this.source += "\n";
+      this.cr = "";
       this.flush(true);
     }
 

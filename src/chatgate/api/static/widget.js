@@ -11,7 +11,10 @@
 
 const SCRIPT = document.currentScript; // only defined while this classic script first runs
 const MAX_STORED = 50; // messages kept in localStorage
-const TOKEN_MARGIN_S = 30; // fetch a new token this long before the old one expires
+const TOKEN_MARGIN_S = 30; // fetch a new token this long before the old one expires…
+const TOKEN_MARGIN_SHARE = 0.25; // …or a quarter of its lifetime, if that is shorter
+// Long conversations fit the model: the gateway drops the oldest turns and lowers max_tokens.
+const CONTEXT = { overflow: "truncate_oldest", clamp_max_tokens: true };
 
 const CSS = `
 :host { all: initial; }
@@ -251,7 +254,7 @@ class ChatWidget {
   constructor(config) {
     this.config = config;
     this.messages = this.load();
-    this.token = null; // {value, expiresAt, models}
+    this.token = null; // {value, expiresAt, staleAt, models}
     this.tokenRequest = null;
     this.model = config.model;
     this.controller = null;
@@ -421,7 +424,8 @@ class ChatWidget {
     this.conversation += 1;
     this.messages = [];
     this.save();
-    this.showError(null);
+    // A rate-limit countdown outlives the conversation: Send stays disabled until it ends.
+    if (!this.retryTimer) this.showError(null);
     this.restore();
     this.input.focus();
   }
@@ -430,7 +434,7 @@ class ChatWidget {
   async getToken(fresh) {
     const now = Date.now() / 1000;
     const cached = this.token;
-    if (!fresh && cached && (cached.expiresAt === null || cached.expiresAt - now > TOKEN_MARGIN_S)) return cached;
+    if (!fresh && cached && (cached.staleAt === null || now < cached.staleAt)) return cached;
     if (!this.tokenRequest) {
       this.tokenRequest = this.fetchToken().finally(() => {
         this.tokenRequest = null;
@@ -460,10 +464,15 @@ class ChatWidget {
       throw tokenFailure("The token endpoint did not answer JSON.");
     }
     if (!answer || typeof answer.token !== "string") throw tokenFailure("The token endpoint's answer has no `token`.");
-    const expiresAt = Number(answer.expires_at);
+    let expiresAt = Number(answer.expires_at);
+    expiresAt = Number.isFinite(expiresAt) && expiresAt > 0 ? expiresAt : null;
+    // Renewed a little before it expires: 30 s early, but never in the first 3/4 of its life
+    // (a token of 20 s is reused for 15 s, not replaced at every message).
+    const lifetime = expiresAt === null ? 0 : Math.max(0, expiresAt - Date.now() / 1000);
     return {
       value: answer.token,
-      expiresAt: Number.isFinite(expiresAt) && expiresAt > 0 ? expiresAt : null,
+      expiresAt,
+      staleAt: expiresAt === null ? null : expiresAt - Math.min(TOKEN_MARGIN_S, lifetime * TOKEN_MARGIN_SHARE),
       models: Array.isArray(answer.models) ? answer.models : [],
     };
   }
@@ -522,7 +531,7 @@ class ChatWidget {
         core.streamChat({
           url: `${this.config.gateway}/v1/chat/completions`,
           headers: { Authorization: `Bearer ${token}` },
-          body: { model, messages: this.messages.slice(-this.config.history) },
+          body: { model, messages: this.messages.slice(-this.config.history), context: { ...CONTEXT } },
           signal: controller.signal,
           onDelta: (delta) => {
             streamed += delta;
