@@ -540,6 +540,12 @@ class LocalModelConfig(_ModelBase):
     n_threads: Annotated[int, Field(ge=1)] | None = None
     """CPU threads for generation (default: all cores)."""
     n_batch: Annotated[int, Field(ge=1)] = 512
+    max_batch: Annotated[int, Field(ge=1, le=64)] = 8
+    """Requests (choices) generated at once in one batched decode loop; each has its own
+    `n_ctx` KV cells, so the KV cache holds `n_ctx * max_batch` tokens. More wait by priority."""
+    prefill_chunk: Annotated[int, Field(ge=1)] = 64
+    """Prompt tokens a step evaluates while other requests generate (a longer prompt is spread
+    over steps, so running streams keep their pace); alone, a prompt goes `n_batch` at a time."""
     extra_buffer_types: bool | None = None
     """llama.cpp's AMX and repacked-weight kernels (default: off where the CPU advertises AMX,
     whose kernels crash on hosts that do not grant AMX to processes)."""

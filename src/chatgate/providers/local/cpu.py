@@ -21,7 +21,7 @@ from typing import Any
 import llama_cpp.llama_cpp as native
 from llama_cpp import Llama
 
-__all__ = ["amx_advertised", "load_llama"]
+__all__ = ["amx_advertised", "load_llama", "model_params"]
 
 log = logging.getLogger("chatgate.providers.local")
 
@@ -36,6 +36,21 @@ def amx_advertised() -> bool:
             return any(line.startswith("flags") and " amx_tile" in line for line in info)
     except OSError:
         return False
+
+
+def _enabled(extra_buffer_types: bool | None) -> bool:
+    enabled = not amx_advertised() if extra_buffer_types is None else extra_buffer_types
+    if not enabled and extra_buffer_types is None:
+        log.info("this CPU advertises AMX: llama.cpp's AMX and repacked-weight kernels are off")
+    return enabled
+
+
+def model_params(extra_buffer_types: bool | None = None) -> native.llama_model_params:
+    """llama.cpp's default model parameters with the extra buffer types on or off (None: off
+    where the CPU advertises AMX)."""
+    params: native.llama_model_params = native.llama_model_default_params()
+    params.use_extra_bufts = _enabled(extra_buffer_types)
+    return params
 
 
 @contextmanager
@@ -60,8 +75,5 @@ def _extra_buffer_types(enabled: bool) -> Iterator[None]:
 def load_llama(path: Path, *, extra_buffer_types: bool | None = None, **options: Any) -> Llama:
     """``Llama(path, **options)`` with llama.cpp's extra buffer types on or off (None: off where
     the CPU advertises AMX)."""
-    enabled = not amx_advertised() if extra_buffer_types is None else extra_buffer_types
-    if not enabled and extra_buffer_types is None:
-        log.info("this CPU advertises AMX: llama.cpp's AMX and repacked-weight kernels are off")
-    with _extra_buffer_types(enabled):
+    with _extra_buffer_types(_enabled(extra_buffer_types)):
         return Llama(model_path=str(path), **options)

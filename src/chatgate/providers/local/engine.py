@@ -1,31 +1,45 @@
-"""The llama.cpp generation loop, run on one worker thread per model instance.
+"""The llama.cpp generation loop: continuous batching on one worker thread per model instance.
 
-The thread owns the ``Llama`` object; the event loop never touches it. A job streams events back
-through ``emit`` (thread-safe) and stops within one token when its ``cancel`` flag is set.
+Every admitted request's choices are *sequences*, each in its own KV-cache stream (llama.cpp's
+``n_seq_max`` streams, ``n_ctx`` cells each). One loop step builds one batch: the next token of
+every sequence that is generating, then prompt tokens of sequences still being prefilled — a
+bounded chunk while others generate, so a long prompt never stalls running streams — decodes it
+once and samples every sequence whose logits came out. New sequences join between steps; a
+cancelled one leaves within one step. Each stream keeps its tokens after its sequence ends, and
+a new prompt goes to the free stream sharing its longest prefix (prompt caching per stream).
+
+The thread owns the model and context; the event loop only submits jobs (``submit``) and reads
+events, which the thread sends through each job's thread-safe ``emit``.
 """
 
 from __future__ import annotations
 
 import codecs
+import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import llama_cpp
 import numpy as np
+from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel, LlamaSampler
 
 from chatgate.protocol import TokenLogprob
-from chatgate.providers.local.cpu import load_llama
+from chatgate.providers.local.cpu import model_params
 from chatgate.providers.local.sampling import PieceFn, SamplingParams, build_sampler, token_logprob
 from chatgate.providers.local.stops import Piece, StopMatcher
 
 __all__ = [
     "Engine",
+    "Failed",
     "Finished",
     "GenerationJob",
     "Text",
 ]
+
+log = logging.getLogger("chatgate.providers.local")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +56,14 @@ class Finished:
     completion_tokens: int
 
 
-Event = Text | Finished
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The engine failed while this job ran (the job ends after it)."""
+
+    error: str
+
+
+Event = Text | Finished | Failed
 
 
 @dataclass(slots=True)
@@ -55,12 +76,33 @@ class GenerationJob:
     logprobs: bool
     top_logprobs: int
     emit: Callable[[Event | None], None]
-    """Thread-safe; ``None`` marks the end of the job."""
+    """Thread-safe; ``None`` marks the end of the job (the engine no longer uses anything of it)."""
     cancel: threading.Event = field(default_factory=threading.Event)
+    open_choices: int = 0
+
+
+@dataclass(slots=True)
+class _Sequence:
+    """One choice of a job, generating in KV stream ``stream``."""
+
+    job: GenerationJob
+    choice: int
+    stream: int
+    sampler: LlamaSampler
+    pending: list[int]
+    """Prompt tokens not yet evaluated."""
+    n_past: int
+    matcher: StopMatcher[TokenLogprob | None]
+    decoder: codecs.IncrementalDecoder
+    produced: int = 0
+    next_token: int | None = None
+    """Sampled, not yet decoded: it goes into the next batch."""
+    logits_at: int = -1
+    """Row of this sequence's logits in the batch just decoded (-1: none)."""
 
 
 class Engine:
-    """One loaded GGUF model and its generation loop. Not thread-safe: one job at a time."""
+    """One loaded GGUF model serving up to ``max_batch`` sequences at once."""
 
     def __init__(
         self,
@@ -69,113 +111,278 @@ class Engine:
         n_ctx: int,
         n_threads: int,
         n_batch: int,
+        max_batch: int = 8,
+        prefill_chunk: int = 64,
         extra_buffer_types: bool | None = None,
     ):
-        self.llama = load_llama(
-            path,
-            extra_buffer_types=extra_buffer_types,
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_threads_batch=n_threads,
-            n_batch=n_batch,
-            logits_all=False,
-            verbose=False,
+        self._model = LlamaModel(
+            path_model=str(path), params=model_params(extra_buffer_types), verbose=False
         )
-        self._model = self.llama._model
-        self.n_vocab = int(self.llama.n_vocab())
-        self.n_ctx = int(self.llama.n_ctx())
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = n_ctx * max_batch
+        params.n_batch = params.n_ubatch = n_batch
+        params.n_seq_max = max_batch
+        params.kv_unified = False  # a stream per sequence: n_ctx cells each, no sharing
+        params.n_threads = params.n_threads_batch = n_threads
+        params.no_perf = True
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # slower on CPU here
+        self._ctx = LlamaContext(model=self._model, params=params, verbose=False)
+        self._memory = llama_cpp.llama_get_memory(self._ctx.ctx)
+        self._batch = LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1, verbose=False)
+        self.n_vocab = int(self._model.n_vocab())
+        self.n_ctx = int(llama_cpp.llama_n_ctx_seq(self._ctx.ctx))
         self.n_ctx_train = int(self._model.n_ctx_train())
+        self.max_batch = max_batch
+        self._n_batch = n_batch
+        self._prefill_chunk = max(1, min(prefill_chunk, n_batch))
         self._piece = PieceFn(self._model)
+        self._cached: list[list[int]] = [[] for _ in range(max_batch)]
+        """Tokens in each stream's KV cache, in order."""
+        self._free = set(range(max_batch))
+        self._active: list[_Sequence] = []
+        self._waiting: deque[tuple[GenerationJob, int]] = deque()
+        self._incoming: list[GenerationJob] = []
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ model facts
 
     @property
     def metadata(self) -> dict[str, str]:
-        return dict(self.llama.metadata)
+        return dict(self._model.metadata())
 
     def token_text(self, token: int) -> str:
         return self._model.token_get_text(token)
+
+    def token_bos(self) -> int:
+        return int(self._model.token_bos())
+
+    def token_eos(self) -> int:
+        return int(self._model.token_eos())
 
     def tokenize(self, text: str) -> list[int]:
         add_bos = bool(self._model.add_bos_token())
         bos = self._model.token_get_text(self._model.token_bos()) if add_bos else ""
         if bos and text.startswith(bos):
             add_bos = False
-        return list(self.llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
+        return list(self._model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
 
     def tokenize_text(self, text: str, *, add_bos: bool) -> list[int]:
         """A plain text's tokens, with the model's BOS first if asked and the model uses one."""
         add_bos = add_bos and bool(self._model.add_bos_token())
-        return list(self.llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
+        return list(self._model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
 
-    def run(self, job: GenerationJob) -> None:
-        for choice, params in enumerate(job.params):
+    # ------------------------------------------------------------------ the loop
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="llama-batch", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+
+    def submit(self, job: GenerationJob) -> None:
+        """Queue a job; its events arrive through ``job.emit``, then ``None``."""
+        job.open_choices = len(job.params)
+        with self._wake:
+            self._incoming.append(job)
+            self._wake.notify()
+
+    def _loop(self) -> None:
+        while self._take_incoming(block=True):
+            try:
+                self._admit()
+                self._step()
+            except Exception as exc:
+                log.exception("generation step failed; ending the requests in the batch")
+                self._fail_active(f"{type(exc).__name__}: {exc}")
+
+    def _fail_active(self, error: str) -> None:
+        """End every running sequence's job with ``Failed``; their streams start afresh."""
+        for seq in list(self._active):
+            if not seq.job.cancel.is_set():
+                seq.job.cancel.set()
+                seq.job.emit(Failed(error))
+            llama_cpp.llama_memory_seq_rm(self._memory, seq.stream, -1, -1)
+            self._cached[seq.stream].clear()
+            self._release(seq)
+
+    def _take_incoming(self, *, block: bool) -> bool:
+        """Move submitted jobs in; False when closed (or, not blocking, when idle)."""
+        with self._wake:
+            while block and not (self._closed or self._incoming or self._active or self._waiting):
+                self._wake.wait()
+            if self._closed:
+                return False
+            incoming, self._incoming = self._incoming, []
+        for job in incoming:
+            self._waiting.extend((job, choice) for choice in range(len(job.params)))
+        return bool(self._active or self._waiting)
+
+    def _admit(self) -> None:
+        while self._waiting and self._free:
+            job, choice = self._waiting.popleft()
             if job.cancel.is_set():
-                return
-            self._eval_prompt(job.prompt_tokens)
-            self._generate(job, choice, params)
+                self._choice_done(job)
+                continue
+            try:
+                sampler = build_sampler(self._model, self.n_vocab, job.params[choice])
+            except Exception as exc:  # e.g. a grammar llama.cpp refuses: this job alone fails
+                log.exception("cannot start a sequence")
+                job.cancel.set()
+                job.emit(Failed(f"{type(exc).__name__}: {exc}"))
+                self._choice_done(job)
+                continue
+            self._active.append(self._start(job, choice, sampler))
 
-    def _eval_prompt(self, tokens: list[int]) -> None:
-        llama = self.llama
-        cached = llama.input_ids[: llama.n_tokens]
-        prefix = 0
-        for a, b in zip(cached, tokens, strict=False):
-            if a != b:
+    def _start(self, job: GenerationJob, choice: int, sampler: LlamaSampler) -> _Sequence:
+        prompt = job.prompt_tokens
+        stream, prefix = max(
+            ((s, _common_prefix(self._cached[s], prompt)) for s in sorted(self._free)),
+            key=lambda pair: pair[1],
+        )
+        self._free.discard(stream)
+        prefix = min(prefix, len(prompt) - 1)  # the last prompt token is evaluated for logits
+        if not llama_cpp.llama_memory_seq_rm(self._memory, stream, prefix, -1):
+            llama_cpp.llama_memory_seq_rm(self._memory, stream, -1, -1)
+            prefix = 0
+        del self._cached[stream][prefix:]
+        return _Sequence(
+            job=job,
+            choice=choice,
+            stream=stream,
+            sampler=sampler,
+            pending=prompt[prefix:],
+            n_past=prefix,
+            matcher=StopMatcher(job.stops),
+            decoder=codecs.getincrementaldecoder("utf-8")(errors="replace"),
+        )
+
+    def _step(self) -> None:
+        for seq in [s for s in self._active if s.job.cancel.is_set()]:
+            self._release(seq)
+        if not self._active:
+            return
+        batch = self._batch.batch
+        n = 0
+
+        def add(seq: _Sequence, token: int, position: int, logits: bool) -> None:
+            nonlocal n
+            batch.token[n], batch.pos[n] = token, position
+            batch.seq_id[n][0], batch.n_seq_id[n] = seq.stream, 1
+            batch.logits[n] = logits
+            if logits:
+                seq.logits_at = n
+            n += 1
+
+        generating = [s for s in self._active if s.next_token is not None]
+        for seq in generating:
+            add(seq, seq.next_token, seq.n_past, True)  # type: ignore[arg-type]
+        # Prompts share a step's budget: a chunk while others generate (their pace holds); when
+        # none does, the first prompt may take a whole batch (a long prompt alone goes fast)
+        # and the others what is left of a chunk (first tokens come in turn, not all at once).
+        budget = self._prefill_chunk
+        if not generating:
+            first = next((len(s.pending) for s in self._active if s.pending), 0)
+            budget = max(budget, first)
+        budget = min(budget, self._n_batch - n)
+        filled: list[tuple[_Sequence, list[int]]] = []
+        for seq in self._active:
+            if budget <= 0:
                 break
-            prefix += 1
-        prefix = min(prefix, len(tokens) - 1)  # the last prompt token is evaluated for logits
-        if prefix > 0 and llama._ctx.kv_cache_seq_rm(-1, prefix, -1):
-            llama.n_tokens = prefix
+            if seq.next_token is not None or not seq.pending:
+                continue
+            if filled and len(seq.pending) > budget:
+                # Not split to fill a step: llama.cpp's kernels round differently for different
+                # numbers of rows, and a prompt evaluated in other pieces than it would be
+                # alone could change the answer in its last bits. It waits for the next step.
+                continue
+            take = seq.pending[:budget]
+            last = len(take) == len(seq.pending)
+            for i, token in enumerate(take):
+                add(seq, token, seq.n_past + i, last and i == len(take) - 1)
+            filled.append((seq, take))
+            budget -= len(take)
+        if n == 0:
+            return
+        batch.n_tokens = n
+        self._ctx.decode(self._batch)
+        for seq in generating:
+            self._cached[seq.stream].append(seq.next_token)  # type: ignore[arg-type]
+            seq.n_past += 1
+            seq.next_token = None
+        for seq, take in filled:
+            self._cached[seq.stream].extend(take)
+            seq.n_past += len(take)
+            del seq.pending[: len(take)]
+        for seq in [s for s in self._active if s.logits_at >= 0]:
+            row, seq.logits_at = seq.logits_at, -1
+            self._sample(seq, row)
+
+    def _sample(self, seq: _Sequence, row: int) -> None:
+        job = seq.job
+        if job.cancel.is_set():
+            self._release(seq)
+            return
+        if seq.produced >= job.max_tokens or seq.n_past >= self.n_ctx:
+            self._finish(seq, "length")
+            return
+        logits = self._logits(row) if job.logprobs else None
+        token = int(seq.sampler.sample(self._ctx, row))
+        if llama_cpp.llama_vocab_is_eog(self._model.vocab, token):
+            self._finish(seq, "stop")
+            return
+        seq.produced += 1
+        raw = self._piece(token)
+        text = seq.decoder.decode(raw)
+        entry = None
+        if logits is not None:
+            entry = token_logprob(
+                logits=logits,
+                token=token,
+                text=text,
+                token_bytes=raw,
+                top_n=job.top_logprobs,
+                piece=self._piece,
+            )
+        self._emit(job, seq.choice, seq.matcher.feed(Piece(text, entry)))
+        if seq.matcher.stopped:
+            self._finish(seq, "stop", flush=False)
+        elif seq.produced >= job.max_tokens or seq.n_past >= self.n_ctx:
+            self._finish(seq, "length")
         else:
-            llama.reset()
-        llama.eval(tokens[llama.n_tokens :])
+            seq.next_token = token
 
-    def _generate(self, job: GenerationJob, choice: int, params: SamplingParams) -> None:
-        llama = self.llama
-        sampler = build_sampler(self._model, self.n_vocab, params)
-        matcher: StopMatcher[TokenLogprob | None] = StopMatcher(job.stops)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        produced = 0
-        reason = "length"
-        try:
-            while produced < job.max_tokens and llama.n_tokens < self.n_ctx:
-                if job.cancel.is_set():
-                    return
-                logits = self._logits() if job.logprobs else None
-                token = int(sampler.sample(llama._ctx, -1))
-                if llama_cpp.llama_vocab_is_eog(self._model.vocab, token):
-                    reason = "stop"
-                    break
-                produced += 1
-                raw = self._piece(token)
-                text = decoder.decode(raw)
-                entry = None
-                if logits is not None:
-                    entry = token_logprob(
-                        logits=logits,
-                        token=token,
-                        text=text,
-                        token_bytes=raw,
-                        top_n=job.top_logprobs,
-                        piece=self._piece,
-                    )
-                self._emit(job, choice, matcher.feed(Piece(text, entry)))
-                if matcher.stopped:
-                    reason = "stop"
-                    break
-                llama.eval([token])
-            if not matcher.stopped:
-                tail = decoder.decode(b"", final=True)
-                pieces = matcher.feed(Piece(tail, None)) if tail else []
-                if matcher.stopped:
-                    reason = "stop"
-                else:
-                    pieces += matcher.flush()
-                self._emit(job, choice, pieces)
-        finally:
-            sampler.close()
-        job.emit(Finished(choice, reason, produced))
+    def _finish(self, seq: _Sequence, reason: str, *, flush: bool = True) -> None:
+        if flush:
+            tail = seq.decoder.decode(b"", final=True)
+            pieces = seq.matcher.feed(Piece(tail, None)) if tail else []
+            if seq.matcher.stopped:
+                reason = "stop"
+            else:
+                pieces += seq.matcher.flush()
+            self._emit(seq.job, seq.choice, pieces)
+        seq.job.emit(Finished(seq.choice, reason, seq.produced))
+        self._release(seq)
 
-    def _logits(self) -> np.typing.NDArray[np.float32]:
-        pointer = self.llama._ctx.get_logits()
+    def _release(self, seq: _Sequence) -> None:
+        """The sequence leaves the batch; its stream keeps its tokens for prefix reuse."""
+        self._active.remove(seq)
+        seq.sampler.close()
+        self._free.add(seq.stream)
+        self._choice_done(seq.job)
+
+    @staticmethod
+    def _choice_done(job: GenerationJob) -> None:
+        job.open_choices -= 1
+        if job.open_choices == 0:
+            job.emit(None)
+
+    def _logits(self, row: int) -> np.typing.NDArray[np.float32]:
+        pointer = self._ctx.get_logits_ith(row)
         return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).copy()
 
     @staticmethod
@@ -190,3 +397,12 @@ class Engine:
             if logprobs and pieces[-1].meta is not None:
                 logprobs[-1] = {**logprobs[-1], "token": pieces[-1].text}
         job.emit(Text(choice, text, logprobs))
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

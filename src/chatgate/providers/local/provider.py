@@ -8,6 +8,7 @@ import importlib.resources
 import logging
 import os
 import secrets
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from chatgate.protocol import (
 )
 from chatgate.providers.base import Capabilities, ChatCall, ProviderState
 from chatgate.providers.local import responses
-from chatgate.providers.local.engine import Engine, Finished, GenerationJob, Text
+from chatgate.providers.local.engine import Engine, Failed, Finished, GenerationJob, Text
 from chatgate.providers.local.grammar import grammar_for
 from chatgate.providers.local.queue import GenerationQueue
 from chatgate.providers.local.sampling import SamplingParams
@@ -65,7 +66,9 @@ class LocalProvider:
         self._engine: Engine | None = None
         self._template: ChatTemplate | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"llama-{config.name}")
-        self._queue = GenerationQueue(config.max_queue)
+        self._queue = GenerationQueue(config.max_queue, capacity=config.max_batch)
+        self._tokenized: OrderedDict[str, list[int]] = OrderedDict()
+        """Recent rendered prompts' tokens: the context check and the call tokenize once."""
         self._loaded: asyncio.Future[None] | None = None
 
     @property
@@ -92,6 +95,8 @@ class LocalProvider:
             n_ctx=self._config.n_ctx,
             n_threads=threads,
             n_batch=self._config.n_batch,
+            max_batch=self._config.max_batch,
+            prefill_chunk=self._config.prefill_chunk,
             extra_buffer_types=self._config.extra_buffer_types,
         )
         metadata = engine.metadata
@@ -100,9 +105,10 @@ class LocalProvider:
             raise ValueError(f"{self._path} has no chat template; set `chat_template`")
         self._template = ChatTemplate(
             template,
-            bos_token=engine.token_text(engine.llama.token_bos()),
-            eos_token=engine.token_text(engine.llama.token_eos()),
+            bos_token=engine.token_text(engine.token_bos()),
+            eos_token=engine.token_text(engine.token_eos()),
         )
+        engine.start()
         self._engine = engine
 
     def _log_load(self, future: asyncio.Future[None]) -> None:
@@ -114,6 +120,8 @@ class LocalProvider:
             log.info("model %s loaded from %s", self._config.name, self._path)
 
     async def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def context_window(self) -> int | None:
@@ -126,7 +134,17 @@ class LocalProvider:
 
     async def count_tokens(self, request: ChatCompletionRequest) -> int | None:
         engine, template = await self._ready_engine()
-        return len(engine.tokenize(template.render(request)))
+        return len(self._prompt_tokens(engine, template.render(request)))
+
+    def _prompt_tokens(self, engine: Engine, prompt: str) -> list[int]:
+        """A rendered prompt's tokens, remembered for the next few prompts: the context check
+        counts a request's prompt and the call then needs the same tokens."""
+        tokens = self._tokenized.get(prompt)
+        if tokens is None:
+            tokens = self._tokenized[prompt] = engine.tokenize(prompt)
+            if len(self._tokenized) > 64:
+                self._tokenized.popitem(last=False)
+        return tokens
 
     async def tokenize(
         self, prompt: str | ChatCompletionRequest, *, add_special_tokens: bool = True
@@ -151,7 +169,7 @@ class LocalProvider:
     async def _prepare(self, call: ChatCall) -> tuple[Engine, _Prepared]:
         engine, template = await self._ready_engine()
         request = call.request
-        tokens = engine.tokenize(template.render(request))
+        tokens = self._prompt_tokens(engine, template.render(request))
         window = self.context_window() or engine.n_ctx
         limit = request.completion_limit
         _check_context(len(tokens), limit, window)
@@ -180,11 +198,13 @@ class LocalProvider:
     ) -> AsyncGenerator[Text | Finished | _Started, None]:
         call.stats.queue_wait_s = await self._queue.acquire(call.priority)
         loop = asyncio.get_running_loop()
-        events: asyncio.Queue[Text | Finished | None] = asyncio.Queue()
-        put: Callable[[Text | Finished | None], object] = events.put_nowait
+        events: asyncio.Queue[Text | Finished | Failed | None] = asyncio.Queue()
+        put: Callable[[Text | Finished | Failed | None], object] = events.put_nowait
 
-        def emit(event: Text | Finished | None) -> None:
+        def emit(event: Text | Finished | Failed | None) -> None:
             loop.call_soon_threadsafe(put, event)
+            if event is None:  # the engine is done with the job: its slot is free
+                loop.call_soon_threadsafe(self._queue.release)
 
         request = call.request
         job = GenerationJob(
@@ -197,23 +217,18 @@ class LocalProvider:
             emit=emit,
         )
         try:
-            done = loop.run_in_executor(self._executor, _run, engine, job)
+            engine.submit(job)
         except BaseException:
             self._queue.release()
             raise
-        done.add_done_callback(self._job_finished)
         try:
             yield _Started()
             while (event := await events.get()) is not None:
+                if isinstance(event, Failed):
+                    raise ChatgateError("The local model failed while generating.")
                 yield event
-            await done
         finally:
             job.cancel.set()
-
-    def _job_finished(self, future: asyncio.Future[None]) -> None:
-        self._queue.release()
-        if not future.cancelled() and (exc := future.exception()) is not None:
-            log.error("generation failed on %s: %r", self._config.name, exc)
 
     async def complete(self, call: ChatCall) -> ChatCompletion:
         engine, prepared = await self._prepare(call)
@@ -250,13 +265,6 @@ class LocalProvider:
         call.stats.usage = final["usage"]
         if call.request.include_usage_chunk:
             yield final
-
-
-def _run(engine: Engine, job: GenerationJob) -> None:
-    try:
-        engine.run(job)
-    finally:
-        job.emit(None)
 
 
 def _check_context(prompt_tokens: int, limit: int | None, window: int) -> None:

@@ -1,5 +1,5 @@
-"""Admission to a model instance that runs one job at a time: by priority, then arrival; bounded;
-the wait measured."""
+"""Admission to a model instance that runs ``capacity`` jobs at once: by priority, then arrival;
+bounded; the wait measured."""
 
 from __future__ import annotations
 
@@ -14,16 +14,18 @@ __all__ = ["GenerationQueue"]
 
 
 class GenerationQueue:
-    """One running job, at most ``max_waiting`` waiting; the slot is handed to the waiter with the
-    best priority (0 critical, 1 normal, 2 low), first come first served within a priority.
+    """Up to ``capacity`` running jobs, at most ``max_waiting`` waiting; a freed slot is handed
+    to the waiter with the best priority (0 critical, 1 normal, 2 low), first come first served
+    within a priority.
 
-    ``acquire`` returns the seconds waited. ``release`` is called when the job's thread has truly
-    stopped, so a cancelled request never lets the next one start on a busy model.
+    ``acquire`` returns the seconds waited. ``release`` is called when the engine has truly
+    finished with the job, so a cancelled request never lets another start on a full model.
     """
 
-    def __init__(self, max_waiting: int):
+    def __init__(self, max_waiting: int, capacity: int = 1):
         self._max_waiting = max_waiting
-        self._busy = False
+        self._capacity = capacity
+        self._running = 0
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._depth = 0
@@ -34,12 +36,17 @@ class GenerationQueue:
 
     @property
     def busy(self) -> bool:
-        return self._busy
+        """Whether any job runs."""
+        return self._running > 0
+
+    @property
+    def running(self) -> int:
+        return self._running
 
     async def acquire(self, priority: int = 1) -> float:
         start = time.monotonic()
-        if not self._busy and not self._depth:
-            self._busy = True
+        if self._running < self._capacity and not self._depth:
+            self._running += 1
             return 0.0
         if self._depth >= self._max_waiting:
             raise OverloadedError("The model is busy and its queue is full; retry shortly.")
@@ -61,6 +68,6 @@ class GenerationQueue:
             _, _, waiter = heapq.heappop(self._waiters)
             if not waiter.done():
                 self._depth -= 1
-                waiter.set_result(None)  # the slot passes directly; _busy stays True
+                waiter.set_result(None)  # the slot passes directly; the count stays
                 return
-        self._busy = False
+        self._running -= 1
