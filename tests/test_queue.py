@@ -70,3 +70,20 @@ async def test_priority_goes_first_then_arrival() -> None:
     await asyncio.gather(*tasks)
     assert order == ["critical", "normal-1", "normal-2", "low"]
     assert not queue.busy
+
+
+@pytest.mark.anyio
+async def test_capacity_admits_that_many_at_once() -> None:
+    """A batching model runs ``capacity`` jobs together; the next waits for a release."""
+    queue = GenerationQueue(max_waiting=4, capacity=2)
+    assert await queue.acquire() == 0.0
+    assert await queue.acquire() == 0.0
+    third = asyncio.ensure_future(queue.acquire())
+    await asyncio.sleep(0)  # let it enqueue
+    assert queue.depth == 1 and not third.done()
+    queue.release()
+    await third
+    assert queue.depth == 0
+    queue.release()
+    queue.release()
+    assert not queue.busy

@@ -132,7 +132,6 @@ class Engine:
         self.n_vocab = int(self._model.n_vocab())
         self.n_ctx = int(llama_cpp.llama_n_ctx_seq(self._ctx.ctx))
         self.n_ctx_train = int(self._model.n_ctx_train())
-        self.max_batch = max_batch
         self._n_batch = n_batch
         self._prefill_chunk = max(1, min(prefill_chunk, n_batch))
         self._piece = PieceFn(self._model)
@@ -192,7 +191,7 @@ class Engine:
             self._wake.notify()
 
     def _loop(self) -> None:
-        while self._take_incoming(block=True):
+        while self._take_incoming():
             try:
                 self._admit()
                 self._step()
@@ -210,17 +209,17 @@ class Engine:
             self._cached[seq.stream].clear()
             self._release(seq)
 
-    def _take_incoming(self, *, block: bool) -> bool:
-        """Move submitted jobs in; False when closed (or, not blocking, when idle)."""
+    def _take_incoming(self) -> bool:
+        """Wait for work and move submitted jobs in; False once closed."""
         with self._wake:
-            while block and not (self._closed or self._incoming or self._active or self._waiting):
+            while not (self._closed or self._incoming or self._active or self._waiting):
                 self._wake.wait()
             if self._closed:
                 return False
             incoming, self._incoming = self._incoming, []
         for job in incoming:
             self._waiting.extend((job, choice) for choice in range(len(job.params)))
-        return bool(self._active or self._waiting)
+        return True
 
     def _admit(self) -> None:
         while self._waiting and self._free:

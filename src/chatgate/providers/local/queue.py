@@ -39,10 +39,6 @@ class GenerationQueue:
         """Whether any job runs."""
         return self._running > 0
 
-    @property
-    def running(self) -> int:
-        return self._running
-
     async def acquire(self, priority: int = 1) -> float:
         start = time.monotonic()
         if self._running < self._capacity and not self._depth:
