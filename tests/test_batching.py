@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from chatgate.config import LocalModelConfig
-from chatgate.protocol import ChatCompletionRequest
+from chatgate.protocol import ChatCompletionRequest, ChatgateError
 from chatgate.providers.base import ChatCall
 from chatgate.providers.local import LocalProvider
 from tests.support import Gateway, raw, start_gateway
@@ -221,3 +221,39 @@ def test_the_prompt_is_tokenized_once_per_request(monkeypatch: pytest.MonkeyPatc
         return calls
 
     assert asyncio.run(main()) == 1
+
+
+def test_a_failing_step_ends_its_requests_with_an_error_and_the_engine_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A llama.cpp failure in a decode step answers the requests in that step with an error
+    (never a hang) and frees their places; the next request is served normally."""
+
+    async def main() -> None:
+        provider = LocalProvider(LocalModelConfig(name=MODEL, max_batch=2, n_ctx=512))
+        await provider.start()
+        engine, _ = await provider._ready_engine()
+        context = engine._ctx
+        decode = context.decode
+        failures = iter([True])
+
+        def failing_once(batch: Any) -> None:
+            if next(failures, False):
+                raise RuntimeError("llama_decode returned -1")
+            decode(batch)
+
+        monkeypatch.setattr(context, "decode", failing_once)
+
+        def call(topic: str) -> ChatCall:
+            raw_body = body(topic, tokens=3)
+            request = ChatCompletionRequest.model_validate(raw_body)
+            return ChatCall(request, raw_body, f"req_{topic}", time.monotonic() + 60)
+
+        with pytest.raises(ChatgateError, match="failed while generating"):
+            await asyncio.wait_for(provider.complete(call("first")), 60)
+        completion = await asyncio.wait_for(provider.complete(call("second")), 60)
+        assert completion["usage"]["completion_tokens"] == 3
+        assert provider.queue_depth == 0
+        await provider.close()
+
+    asyncio.run(main())
