@@ -1,9 +1,10 @@
 """The embedded model under concurrency: N streams asked for at once (N = 1, 4, 8), through
-chatgate vs llama-cpp-python in-process, same GGUF, threads, context and greedy decoding.
+chatgate vs llama-cpp-python in-process, same threads, context and greedy decoding.
 
-llama-cpp-python's ``Llama`` generates one sequence at a time, so the in-process baseline serves
-the N requests one after another (what a program calling it directly gets); chatgate decodes
-them together in one batch (continuous batching). Reported: aggregate tokens/s over all N
+The in-process baseline is the model as chatgate served it before continuous batching: the
+shipped Q4_1 file, one sequence at a time (llama-cpp-python's ``Llama`` generates one at a time,
+so it serves the N requests one after another). chatgate decodes them together in one batch,
+from the Q8_0 copy of the weights with fused attention. Reported: aggregate tokens/s over all N
 streams, and the median and worst time to first token counted from the moment all N were asked
 for; then the targets: chatgate at the largest N ≥ 2.5x its own one stream, one stream ≥ 0.95x
 the in-process baseline, median time to first token at 8 streams < 500 ms.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import time
 from typing import Any
@@ -23,7 +25,7 @@ from typing import Any
 from llama_cpp import Llama
 
 from bench._common import Server, machine, markdown_table, write_results
-from bench.stream_local import THREADS, chatgate_run, direct_run, load_model
+from bench.stream_local import MODEL, THREADS, chatgate_run, direct_run, load_model
 
 
 def direct(llama: Llama, streams: int, tokens: int, offset: int) -> dict[str, float]:
@@ -81,16 +83,23 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--streams", type=int, nargs="*", default=[1, 4, 8])
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument(
+        "--weights",
+        choices=["q8_0", "as_is"],
+        default="q8_0",
+        help="what chatgate serves: the Q8_0 copy (its default) or the shipped Q4_1 file",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.tokens, args.streams = 8, [1, 2]
 
-    llama = load_model()
+    llama = load_model(as_served=False)
     direct_run(llama, -1, 8)  # warm-up
     baseline = {n: direct(llama, n, args.tokens, 100 * n) for n in args.streams}
     del llama
 
-    server = Server()
+    model = {"name": MODEL, "provider": "local", "weights": args.weights}
+    server = Server(env={"CHATGATE_MODELS": json.dumps([model])})
     try:
         asyncio.run(chatgate_run(server.url, -1, 8))  # warm-up
         ours = {
@@ -117,11 +126,13 @@ def main() -> None:
     header += ["direct TTFT median / max ms", "chatgate TTFT median / max ms"]
     table = (
         f"Embedded model, {args.tokens} tokens per stream, N streams asked for at once "
-        f"({THREADS} threads).\n\n" + markdown_table(header, rows)
+        f"({THREADS} threads; chatgate serves weights {args.weights}).\n\n"
+        + markdown_table(header, rows)
     )
     print(table)
     print(verdict(baseline, ours, args.streams))
     if not args.smoke:
         payload: dict[str, Any] = {"machine": machine(), "tokens": args.tokens}
+        payload["weights"] = args.weights
         payload["direct"], payload["chatgate"] = baseline, ours
-        write_results("embedded", payload, table)
+        write_results("embedded" if args.weights == "q8_0" else "embedded-as-is", payload, table)

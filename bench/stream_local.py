@@ -1,9 +1,10 @@
 """Embedded-model streaming through chatgate vs llama-cpp-python called in-process.
 
-Same GGUF file, same threads and context size, greedy decoding of the same number of tokens
-(end-of-turn suppressed so both produce exactly N). Each run uses a fresh prompt so neither side
-benefits from a KV-cache prefix hit. Prints tokens/s and time to first token for both, and the
-ratios; targets: chatgate >= 0.85x the direct tokens/s, TTFT overhead < 20 ms.
+Same weights (the embedded model's Q8_0 copy), same threads and context size, greedy decoding of
+the same number of tokens (end-of-turn suppressed so both produce exactly N). Each run uses a
+fresh prompt so neither side benefits from a KV-cache prefix hit. Prints tokens/s and time to
+first token for both, and the ratios; targets: chatgate >= 0.85x the direct tokens/s, TTFT
+overhead < 20 ms.
 
     python -m bench.stream_local            # 256 tokens, 5 runs
     python -m bench.stream_local --smoke    # a quick CI check that it runs
@@ -24,6 +25,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from bench._common import Server, machine, median, write_results
 from chatgate.providers.local import default_model_path
 from chatgate.providers.local.cpu import load_llama
+from chatgate.providers.local.weights import default_cache_dir, requantized
 
 N_CTX = 8192
 THREADS = os.cpu_count() or 1
@@ -36,13 +38,19 @@ def prompt(run: int) -> list[dict[str, str]]:
     ]
 
 
-def load_model() -> Llama:
-    """The embedded GGUF in process, configured as chatgate configures it."""
+def load_model(*, as_served: bool = True) -> Llama:
+    """The embedded model in process: as chatgate serves it (its Q8_0 copy, fused attention),
+    or, with ``as_served=False``, as chatgate served it before issue 16 (the shipped Q4_1 file,
+    llama.cpp's default attention)."""
+    path = default_model_path()
+    if as_served:
+        path = requantized(path, "q8_0", default_cache_dir())
     return load_llama(
-        default_model_path(),
+        path,
         n_ctx=N_CTX,
         n_threads=THREADS,
         n_threads_batch=THREADS,
+        flash_attn=as_served,
         verbose=False,
     )
 

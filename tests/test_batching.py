@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from asyncio import Future
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import openai
@@ -46,10 +48,15 @@ def body(topic: str, tokens: int = 40, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def stream(client: openai.AsyncOpenAI, request: dict[str, Any], **headers: str) -> Run:
-    run = Run()
+async def stream(
+    client: openai.AsyncOpenAI,
+    request: dict[str, Any],
+    run: Run | None = None,
+    headers: dict[str, str] | None = None,
+) -> Run:
+    run = run or Run()
     chunks = await client.chat.completions.create(
-        **request, stream=True, extra_headers={**BYPASS, **headers}
+        **request, stream=True, extra_headers={**BYPASS, **(headers or {})}
     )
     async for chunk in chunks:
         if not chunk.choices:
@@ -148,11 +155,30 @@ def narrow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 
 def test_beyond_max_batch_requests_wait_for_a_place(narrow: Gateway) -> None:
-    runs = together(narrow, body("owls", tokens=60), body("tea", tokens=60), body("bees", 20))
+    async def main() -> list[Run]:
+        async with openai.AsyncOpenAI(
+            base_url=narrow.base_url, api_key="unused", max_retries=0
+        ) as client:
+            running = await placed(client, body("owls", tokens=60), body("tea", tokens=60))
+            third = await stream(client, body("bees", tokens=20))
+            return [*await asyncio.gather(*running), third]
+
+    runs = asyncio.run(main())
     first_two_end = min(r.last for r in runs[:2] if r.last is not None)
     # The third started only once one of the two running had finished.
     assert runs[2].first is not None and runs[2].first >= first_two_end
     assert all(r.finish == "length" for r in runs)
+
+
+async def placed(client: openai.AsyncOpenAI, *requests: dict[str, Any]) -> list[Future[Run]]:
+    """Streams started one after another, each once the one before has its first token (so
+    each holds a place in the batch, in this order)."""
+    futures: list[Future[Run]] = []
+    for request in requests:
+        run = Run()
+        futures.append(asyncio.ensure_future(stream(client, request, run)))
+        await until(partial(getattr, run, "first"))
+    return futures
 
 
 def queue_depth(gateway: Gateway) -> int:
@@ -175,15 +201,15 @@ def test_waiting_requests_go_by_priority(narrow: Gateway) -> None:
         async with openai.AsyncOpenAI(
             base_url=narrow.base_url, api_key="unused", max_retries=0
         ) as client:
-            running = [
-                asyncio.ensure_future(stream(client, body(t, tokens=80))) for t in ("a", "b")
-            ]
+            # Different lengths: one place frees, then the other (freed together, both waiting
+            # requests would start in one step and their first tokens would race to the client).
+            running = await placed(client, body("a", tokens=80), body("b", tokens=200))
             low = asyncio.ensure_future(
-                stream(client, body("low", tokens=8), **{"x-chatgate-priority": "low"})
+                stream(client, body("low", tokens=8), headers={"x-chatgate-priority": "low"})
             )
             await until(lambda: queue_depth(narrow) == 1)
             high = asyncio.ensure_future(
-                stream(client, body("high", tokens=8), **{"x-chatgate-priority": "critical"})
+                stream(client, body("high", tokens=8), headers={"x-chatgate-priority": "critical"})
             )
             await until(lambda: queue_depth(narrow) == 2)
             return list(await asyncio.gather(*running, low, high))
@@ -192,7 +218,7 @@ def test_waiting_requests_go_by_priority(narrow: Gateway) -> None:
     assert a.last is not None and b.last is not None
     assert high.first is not None and low.first is not None
     assert high.first < low.first  # the later, higher-priority request went first
-    assert min(a.last, b.last) <= high.first  # and only once a place was free
+    assert a.last <= high.first  # and only once a place was free
 
 
 def test_the_prompt_is_tokenized_once_per_request(monkeypatch: pytest.MonkeyPatch) -> None:

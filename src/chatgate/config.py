@@ -546,6 +546,16 @@ class LocalModelConfig(_ModelBase):
     prefill_chunk: Annotated[int, Field(ge=1)] = 64
     """Prompt tokens a step evaluates while other requests generate (a longer prompt is spread
     over steps, so running streams keep their pace); alone, a prompt goes `n_batch` at a time."""
+    weights: Literal["as_is", "q8_0"] | None = None
+    """Weight type to serve: `q8_0` converts the GGUF once (kept in `weights_cache`) so batched
+    decode gets llama.cpp's tiled matrix kernels; `as_is` serves the file unchanged. Default:
+    `q8_0` for the embedded model (Q4_1, which has no such kernels), `as_is` for a `path`."""
+    weights_cache: Path | None = None
+    """Directory for converted weights (default: `$XDG_CACHE_HOME/chatgate/models`, else
+    `~/.cache/chatgate/models`)."""
+    flash_attn: bool = True
+    """llama.cpp's fused attention (fewer passes over the KV cache; on a batch of eight
+    streams it cut a decode step by a fifth here)."""
     extra_buffer_types: bool | None = None
     """llama.cpp's AMX and repacked-weight kernels (default: off where the CPU advertises AMX,
     whose kernels crash on hosts that do not grant AMX to processes)."""

@@ -114,6 +114,7 @@ class Engine:
         max_batch: int = 8,
         prefill_chunk: int = 64,
         extra_buffer_types: bool | None = None,
+        flash_attn: bool = True,
     ):
         self._model = LlamaModel(
             path_model=str(path), params=model_params(extra_buffer_types), verbose=False
@@ -125,7 +126,11 @@ class Engine:
         params.kv_unified = False  # a stream per sequence: n_ctx cells each, no sharing
         params.n_threads = params.n_threads_batch = n_threads
         params.no_perf = True
-        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # slower on CPU here
+        params.flash_attn_type = (
+            llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+            if flash_attn
+            else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
         self._ctx = LlamaContext(model=self._model, params=params, verbose=False)
         self._memory = llama_cpp.llama_get_memory(self._ctx.ctx)
         self._batch = LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1, verbose=False)
@@ -239,9 +244,11 @@ class Engine:
 
     def _start(self, job: GenerationJob, choice: int, sampler: LlamaSampler) -> _Sequence:
         prompt = job.prompt_tokens
+        # The free stream sharing the longest prefix; among equals the lowest, so running
+        # streams stay contiguous (see ``_step``).
         stream, prefix = max(
-            ((s, _common_prefix(self._cached[s], prompt)) for s in sorted(self._free)),
-            key=lambda pair: pair[1],
+            ((s, _common_prefix(self._cached[s], prompt)) for s in self._free),
+            key=lambda pair: (pair[1], -pair[0]),
         )
         self._free.discard(stream)
         prefix = min(prefix, len(prompt) - 1)  # the last prompt token is evaluated for logits
@@ -265,58 +272,56 @@ class Engine:
             self._release(seq)
         if not self._active:
             return
-        batch = self._batch.batch
-        n = 0
-
-        def add(seq: _Sequence, token: int, position: int, logits: bool) -> None:
-            nonlocal n
-            batch.token[n], batch.pos[n] = token, position
-            batch.seq_id[n][0], batch.n_seq_id[n] = seq.stream, 1
-            batch.logits[n] = logits
-            if logits:
-                seq.logits_at = n
-            n += 1
-
-        generating = [s for s in self._active if s.next_token is not None]
-        for seq in generating:
-            add(seq, seq.next_token, seq.n_past, True)  # type: ignore[arg-type]
         # Prompts share a step's budget: a chunk while others generate (their pace holds); when
         # none does, the first prompt may take a whole batch (a long prompt alone goes fast)
         # and the others what is left of a chunk (first tokens come in turn, not all at once).
+        plan: list[tuple[_Sequence, list[int]]] = [
+            (seq, [seq.next_token]) for seq in self._active if seq.next_token is not None
+        ]
         budget = self._prefill_chunk
-        if not generating:
+        if not plan:
             first = next((len(s.pending) for s in self._active if s.pending), 0)
             budget = max(budget, first)
-        budget = min(budget, self._n_batch - n)
-        filled: list[tuple[_Sequence, list[int]]] = []
-        for seq in self._active:
+        budget = min(budget, self._n_batch - len(plan))
+        prefilling = False
+        for seq in self._active:  # in order of admission
             if budget <= 0:
                 break
             if seq.next_token is not None or not seq.pending:
                 continue
-            if filled and len(seq.pending) > budget:
+            if prefilling and len(seq.pending) > budget:
                 # Not split to fill a step: llama.cpp's kernels round differently for different
                 # numbers of rows, and a prompt evaluated in other pieces than it would be
                 # alone could change the answer in its last bits. It waits for the next step.
                 continue
-            take = seq.pending[:budget]
-            last = len(take) == len(seq.pending)
-            for i, token in enumerate(take):
-                add(seq, token, seq.n_past + i, last and i == len(take) - 1)
-            filled.append((seq, take))
-            budget -= len(take)
-        if n == 0:
+            plan.append((seq, seq.pending[:budget]))
+            budget -= len(plan[-1][1])
+            prefilling = True
+        if not plan:
             return
+        # llama.cpp evaluates a batch over per-sequence KV streams in one graph per run of
+        # consecutive stream ids, taken in batch order: so the batch goes in stream order.
+        plan.sort(key=lambda entry: entry[0].stream)
+        batch = self._batch.batch
+        n = 0
+        for seq, tokens in plan:
+            wants_logits = len(tokens) == len(seq.pending) or seq.next_token is not None
+            for i, token in enumerate(tokens):
+                batch.token[n], batch.pos[n] = token, seq.n_past + i
+                batch.seq_id[n][0], batch.n_seq_id[n] = seq.stream, 1
+                batch.logits[n] = wants_logits and i == len(tokens) - 1
+                n += 1
+            if wants_logits:
+                seq.logits_at = n - 1
         batch.n_tokens = n
         self._ctx.decode(self._batch)
-        for seq in generating:
-            self._cached[seq.stream].append(seq.next_token)  # type: ignore[arg-type]
-            seq.n_past += 1
-            seq.next_token = None
-        for seq, take in filled:
-            self._cached[seq.stream].extend(take)
-            seq.n_past += len(take)
-            del seq.pending[: len(take)]
+        for seq, tokens in plan:
+            self._cached[seq.stream].extend(tokens)
+            seq.n_past += len(tokens)
+            if seq.next_token is not None:
+                seq.next_token = None
+            else:
+                del seq.pending[: len(tokens)]
         for seq in [s for s in self._active if s.logits_at >= 0]:
             row, seq.logits_at = seq.logits_at, -1
             self._sample(seq, row)

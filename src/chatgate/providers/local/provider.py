@@ -31,6 +31,7 @@ from chatgate.providers.local.grammar import grammar_for
 from chatgate.providers.local.queue import GenerationQueue
 from chatgate.providers.local.sampling import SamplingParams
 from chatgate.providers.local.template import ChatTemplate
+from chatgate.providers.local.weights import default_cache_dir, requantized
 
 __all__ = ["LocalProvider", "default_model_path"]
 
@@ -63,6 +64,8 @@ class LocalProvider:
     def __init__(self, config: LocalModelConfig):
         self._config = config
         self._path = config.path or default_model_path()
+        self._served = self._path
+        """The file loaded: ``_path`` or its converted copy."""
         self._engine: Engine | None = None
         self._template: ChatTemplate | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"llama-{config.name}")
@@ -90,14 +93,16 @@ class LocalProvider:
 
     def _load(self) -> None:
         threads = self._config.n_threads or os.cpu_count() or 1
+        self._served = self._weights()
         engine = Engine(
-            self._path,
+            self._served,
             n_ctx=self._config.n_ctx,
             n_threads=threads,
             n_batch=self._config.n_batch,
             max_batch=self._config.max_batch,
             prefill_chunk=self._config.prefill_chunk,
             extra_buffer_types=self._config.extra_buffer_types,
+            flash_attn=self._config.flash_attn,
         )
         metadata = engine.metadata
         template = self._config.chat_template or metadata.get("tokenizer.chat_template")
@@ -111,13 +116,25 @@ class LocalProvider:
         engine.start()
         self._engine = engine
 
+    def _weights(self) -> Path:
+        """The file to load: the configured one, or its converted copy (see ``weights``)."""
+        weights = self._config.weights or ("q8_0" if self._config.path is None else "as_is")
+        if weights == "as_is":
+            return self._path
+        cache = self._config.weights_cache or default_cache_dir()
+        try:
+            return requantized(self._path, weights, cache)
+        except OSError as exc:
+            log.warning("serving %s as it is: %s", self._path.name, exc)
+            return self._path
+
     def _log_load(self, future: asyncio.Future[None]) -> None:
         if future.cancelled():
             return
         if (exc := future.exception()) is not None:
             log.error("model %s failed to load from %s: %s", self._config.name, self._path, exc)
         else:
-            log.info("model %s loaded from %s", self._config.name, self._path)
+            log.info("model %s loaded from %s", self._config.name, self._served)
 
     async def close(self) -> None:
         if self._engine is not None:

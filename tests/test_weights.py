@@ -1,0 +1,113 @@
+"""The embedded model's weights converted to Q8_0 once, kept in a cache, and served; a model
+given by path is served as it is; a cache that cannot be written costs speed, not service."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+from llama_cpp._internals import LlamaModel
+
+from chatgate.providers.local import default_model_path
+from chatgate.providers.local.cpu import model_params
+from chatgate.providers.local.weights import requantized
+from tests.support import Gateway, start_gateway
+
+Q8_0 = "7"  # llama.cpp's LLAMA_FTYPE_MOSTLY_Q8_0, as GGUF's general.file_type holds it
+
+
+def file_type(path: Path) -> str:
+    model = LlamaModel(path_model=str(path), params=model_params(), verbose=False)
+    try:
+        return model.metadata()["general.file_type"]
+    finally:
+        model.close()
+
+
+def snapshot(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_ino, stat.st_mtime_ns
+
+
+def test_conversion_runs_once_and_is_reused(tmp_path: Path) -> None:
+    first = requantized(default_model_path(), "q8_0", tmp_path)
+    assert first.parent == tmp_path
+    assert file_type(first) == Q8_0
+    before = snapshot(first)
+    again = requantized(default_model_path(), "q8_0", tmp_path)
+    assert again == first and snapshot(again) == before  # found, not written again
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no partial file left behind
+
+
+def test_a_changed_source_is_converted_again(tmp_path: Path) -> None:
+    source = tmp_path / "model.gguf"
+    shutil.copyfile(default_model_path(), source)
+    cache = tmp_path / "cache"
+    first = requantized(source, "q8_0", cache)
+    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
+    second = requantized(source, "q8_0", cache)
+    assert second != first and second.is_file()
+
+
+def test_an_unusable_cache_raises_oserror(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    with pytest.raises(OSError):
+        requantized(default_model_path(), "q8_0", blocker / "models")
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, Path]]:
+    """The embedded model three ways: converted into a cache, with a cache that is a file, and
+    given by path (served as it is)."""
+    tmp = tmp_path_factory.mktemp("weights")
+    (tmp / "a-file").write_text("")
+    small = "    n_ctx: 1024\n    max_batch: 1\n"
+    config = (
+        "models:\n"
+        f"  - name: converted\n    provider: local\n    weights_cache: {tmp / 'cache'}\n{small}"
+        f"  - name: unwritable\n    provider: local\n    weights_cache: {tmp / 'a-file'}\n{small}"
+        f"  - name: given\n    provider: local\n    path: {default_model_path()}\n"
+        f"    weights_cache: {tmp / 'given-cache'}\n{small}"
+    )
+    server = start_gateway(tmp / "gateway", config=config)
+    yield server, tmp
+    server.stop()
+
+
+def answer(gateway: Gateway, model: str) -> str:
+    client = openai.OpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0)
+    response = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Hello!"}], max_tokens=8
+    )
+    assert response.choices[0].message.content
+    return response.choices[0].message.content
+
+
+def test_the_embedded_model_is_served_from_its_converted_copy(
+    three: tuple[Gateway, Path],
+) -> None:
+    gateway, tmp = three
+    answer(gateway, "converted")
+    (converted,) = (tmp / "cache").iterdir()
+    assert converted.name.endswith(".q8_0.gguf")
+    assert f"model converted loaded from {converted}" in gateway.log()
+
+
+def test_an_unwritable_cache_serves_the_shipped_file(three: tuple[Gateway, Path]) -> None:
+    gateway, _ = three
+    answer(gateway, "unwritable")
+    log = gateway.log()
+    assert f"serving {default_model_path().name} as it is" in log
+    assert f"model unwritable loaded from {default_model_path()}" in log
+
+
+def test_a_model_given_by_path_is_served_as_it_is(three: tuple[Gateway, Path]) -> None:
+    gateway, tmp = three
+    answer(gateway, "given")
+    assert not (tmp / "given-cache").exists()
+    assert f"model given loaded from {default_model_path()}" in gateway.log()
