@@ -12,6 +12,7 @@ import llama_cpp.llama_cpp as native
 
 from chatgate.providers.local import default_model_path
 from chatgate.providers.local.cpu import _extra_buffer_types, load_llama
+from chatgate.providers.local.engine import Engine
 from tests.support import RawResponse, post_json, raw, start_gateway
 
 
@@ -75,3 +76,20 @@ def test_extra_buffer_types_are_set_only_while_a_model_loads() -> None:
     assert isinstance(text, dict)
     assert text["usage"]["prompt_tokens"] > 1
     assert native.llama_model_default_params().use_extra_bufts is True
+
+
+def test_loading_a_model_leaves_stdout_and_stderr_alone(monkeypatch: Any) -> None:
+    """llama-cpp-python's quiet mode points fds 1 and 2 at /dev/null while a model loads, and
+    every other thread's log lines meanwhile were lost (seen: a model's load warning and the
+    "loaded" line of another model loading beside it)."""
+    redirected: list[int] = []
+    real = os.dup2
+
+    def spy(fd: int, fd2: int, inheritable: bool = True) -> int:
+        redirected.append(fd2)
+        return real(fd, fd2, inheritable)
+
+    monkeypatch.setattr(os, "dup2", spy)
+    engine = Engine(default_model_path(), n_ctx=256, n_threads=1, n_batch=32, max_batch=1)
+    engine.close()
+    assert redirected == []

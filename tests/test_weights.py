@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,6 +89,17 @@ def answer(gateway: Gateway, model: str) -> str:
     return response.choices[0].message.content
 
 
+def logged(gateway: Gateway, line: str) -> bool:
+    """Whether the gateway logged ``line``: its log is written by a background thread, so
+    this polls (bounded) for a line already logged or about to be."""
+    deadline = time.monotonic() + 10
+    while line not in gateway.log():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def test_the_embedded_model_is_served_from_its_converted_copy(
     three: tuple[Gateway, Path],
 ) -> None:
@@ -95,19 +107,18 @@ def test_the_embedded_model_is_served_from_its_converted_copy(
     answer(gateway, "converted")
     (converted,) = (tmp / "cache").iterdir()
     assert converted.name.endswith(".q8_0.gguf")
-    assert f"model converted loaded from {converted}" in gateway.log()
+    assert logged(gateway, f"model converted loaded from {converted}")
 
 
 def test_an_unwritable_cache_serves_the_shipped_file(three: tuple[Gateway, Path]) -> None:
     gateway, _ = three
     answer(gateway, "unwritable")
-    log = gateway.log()
-    assert f"serving {default_model_path().name} as it is" in log
-    assert f"model unwritable loaded from {default_model_path()}" in log
+    assert logged(gateway, f"serving {default_model_path().name} as it is")
+    assert logged(gateway, f"model unwritable loaded from {default_model_path()}")
 
 
 def test_a_model_given_by_path_is_served_as_it_is(three: tuple[Gateway, Path]) -> None:
     gateway, tmp = three
     answer(gateway, "given")
     assert not (tmp / "given-cache").exists()
-    assert f"model given loaded from {default_model_path()}" in gateway.log()
+    assert logged(gateway, f"model given loaded from {default_model_path()}")

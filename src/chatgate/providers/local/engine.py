@@ -116,8 +116,12 @@ class Engine:
         extra_buffer_types: bool | None = None,
         flash_attn: bool = True,
     ):
+        # llama.cpp's log: errors only. (``verbose=False`` would instead point the whole
+        # process's stdout and stderr at /dev/null while the model loads, and every other
+        # thread's log lines meanwhile would be lost.)
+        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
         self._model = LlamaModel(
-            path_model=str(path), params=model_params(extra_buffer_types), verbose=False
+            path_model=str(path), params=model_params(extra_buffer_types), verbose=True
         )
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = n_ctx * max_batch
@@ -131,9 +135,9 @@ class Engine:
             if flash_attn
             else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         )
-        self._ctx = LlamaContext(model=self._model, params=params, verbose=False)
+        self._ctx = LlamaContext(model=self._model, params=params, verbose=True)
         self._memory = llama_cpp.llama_get_memory(self._ctx.ctx)
-        self._batch = LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1, verbose=False)
+        self._batch = LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1, verbose=True)
         self.n_vocab = int(self._model.n_vocab())
         self.n_ctx = int(llama_cpp.llama_n_ctx_seq(self._ctx.ctx))
         self.n_ctx_train = int(self._model.n_ctx_train())
