@@ -20,12 +20,16 @@ import asyncio
 import json
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 from llama_cpp import Llama
 
 from bench._common import Server, machine, markdown_table, write_results
 from bench.stream_local import MODEL, THREADS, chatgate_run, direct_run, load_model
+from chatgate.providers.local import default_model_path
+from chatgate.providers.local.engine import Engine
+from chatgate.providers.local.weights import default_cache_dir, requantized
 
 
 def direct(llama: Llama, streams: int, tokens: int, offset: int) -> dict[str, float]:
@@ -59,6 +63,33 @@ def _summary(streams: int, tokens: int, wall: float, ttfts: list[float]) -> dict
         "ttft_max_ms": max(ttfts) * 1000,
         "wall_s": wall,
     }
+
+
+def decode_ceiling(path: Path, streams: int, *, context: int = 200, steps: int = 60) -> float:
+    """llama.cpp alone, in the engine's own context (weights, threads, KV streams, attention):
+    ``streams`` times one sequence's median decode step over the median step of ``streams``
+    sequences at once, each ``context`` tokens in. Batching cannot beat this ratio."""
+    engine = Engine(path, n_ctx=1024, n_threads=THREADS, n_batch=512, max_batch=streams)
+    batch, positions = engine._batch.batch, [0] * streams  # the engine's internals, on purpose
+
+    def decode(sequences: range, tokens: int) -> float:
+        n = 0
+        for seq in sequences:
+            for _ in range(tokens):
+                batch.token[n], batch.pos[n] = 100 + n % 500, positions[seq]
+                batch.seq_id[n][0], batch.n_seq_id[n], batch.logits[n] = seq, 1, True
+                positions[seq] += 1
+                n += 1
+        batch.n_tokens = n
+        started = time.perf_counter()
+        engine._ctx.decode(engine._batch)
+        return time.perf_counter() - started
+
+    for seq in range(streams):
+        decode(range(seq, seq + 1), context)
+    pairs = [(decode(range(1), 1), decode(range(streams), 1)) for _ in range(steps)]
+    engine.close()  # one and many interleaved, so both meet the same machine
+    return streams * statistics.median(p[0] for p in pairs) / statistics.median(p[1] for p in pairs)
 
 
 def verdict(
@@ -131,8 +162,14 @@ def main() -> None:
     )
     print(table)
     print(verdict(baseline, ours, args.streams))
+    most = max(args.streams)
+    served = default_model_path()
+    if args.weights == "q8_0":
+        served = requantized(served, "q8_0", default_cache_dir())
+    ceiling = decode_ceiling(served, most)
+    print(f"llama.cpp alone, {most} sequences per decode step / 1: at most {ceiling:.2f}x")
     if not args.smoke:
         payload: dict[str, Any] = {"machine": machine(), "tokens": args.tokens}
-        payload["weights"] = args.weights
+        payload["weights"], payload["decode_ceiling"] = args.weights, ceiling
         payload["direct"], payload["chatgate"] = baseline, ours
         write_results("embedded" if args.weights == "q8_0" else "embedded-as-is", payload, table)
