@@ -48,6 +48,10 @@ def body(topic: str, tokens: int = 40, **extra: Any) -> dict[str, Any]:
     }
 
 
+def client_of(gateway: Gateway) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0)
+
+
 async def stream(
     client: openai.AsyncOpenAI,
     request: dict[str, Any],
@@ -73,9 +77,7 @@ async def stream(
 
 def together(gateway: Gateway, *requests: dict[str, Any]) -> list[Run]:
     async def main() -> list[Run]:
-        async with openai.AsyncOpenAI(
-            base_url=gateway.base_url, api_key="unused", max_retries=0
-        ) as client:
+        async with client_of(gateway) as client:
             return list(await asyncio.gather(*(stream(client, r) for r in requests)))
 
     return asyncio.run(main())
@@ -114,9 +116,7 @@ def test_a_stream_leaving_the_batch_disturbs_no_one(gateway: Gateway) -> None:
     expected = together(gateway, body("bees", tokens=40))[0].text
 
     async def main() -> tuple[Run, int]:
-        async with openai.AsyncOpenAI(
-            base_url=gateway.base_url, api_key="unused", max_retries=0
-        ) as client:
+        async with client_of(gateway) as client:
             staying = asyncio.ensure_future(stream(client, body("bees", tokens=40)))
             leaving = await client.chat.completions.create(
                 **body("glaciers", tokens=400), stream=True, extra_headers=BYPASS
@@ -156,9 +156,7 @@ def narrow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 def test_beyond_max_batch_requests_wait_for_a_place(narrow: Gateway) -> None:
     async def main() -> list[Run]:
-        async with openai.AsyncOpenAI(
-            base_url=narrow.base_url, api_key="unused", max_retries=0
-        ) as client:
+        async with client_of(narrow) as client:
             running = await placed(client, body("owls", tokens=60), body("tea", tokens=60))
             third = await stream(client, body("bees", tokens=20))
             return [*await asyncio.gather(*running), third]
@@ -198,9 +196,7 @@ async def until(condition: Callable[[], bool]) -> None:
 
 def test_waiting_requests_go_by_priority(narrow: Gateway) -> None:
     async def main() -> list[Run]:
-        async with openai.AsyncOpenAI(
-            base_url=narrow.base_url, api_key="unused", max_retries=0
-        ) as client:
+        async with client_of(narrow) as client:
             # Different lengths: one place frees, then the other (freed together, both waiting
             # requests would start in one step and their first tokens would race to the client).
             running = await placed(client, body("a", tokens=80), body("b", tokens=200))

@@ -62,16 +62,19 @@ def test_an_unusable_cache_raises_oserror(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, Path]]:
-    """The embedded model three ways: converted into a cache, with a cache that is a file, and
-    given by path (served as it is)."""
+def ways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, Path]]:
+    """The embedded model four ways: converted into a cache, with a cache that is a file, with
+    a damaged converted copy, and given by path (served as it is)."""
     tmp = tmp_path_factory.mktemp("weights")
     (tmp / "a-file").write_text("")
+    # a converted copy that no longer loads (damaged on disk after it was written)
+    requantized(default_model_path(), "q8_0", tmp / "damaged").write_bytes(b"not a model")
     small = "    n_ctx: 1024\n    max_batch: 1\n"
     config = (
         "models:\n"
         f"  - name: converted\n    provider: local\n    weights_cache: {tmp / 'cache'}\n{small}"
         f"  - name: unwritable\n    provider: local\n    weights_cache: {tmp / 'a-file'}\n{small}"
+        f"  - name: damaged\n    provider: local\n    weights_cache: {tmp / 'damaged'}\n{small}"
         f"  - name: given\n    provider: local\n    path: {default_model_path()}\n"
         f"    weights_cache: {tmp / 'given-cache'}\n{small}"
     )
@@ -101,24 +104,31 @@ def logged(gateway: Gateway, line: str) -> bool:
 
 
 def test_the_embedded_model_is_served_from_its_converted_copy(
-    three: tuple[Gateway, Path],
+    ways: tuple[Gateway, Path],
 ) -> None:
-    gateway, tmp = three
+    gateway, tmp = ways
     answer(gateway, "converted")
     (converted,) = (tmp / "cache").iterdir()
     assert converted.name.endswith(".q8_0.gguf")
     assert logged(gateway, f"model converted loaded from {converted}")
 
 
-def test_an_unwritable_cache_serves_the_shipped_file(three: tuple[Gateway, Path]) -> None:
-    gateway, _ = three
+def test_an_unwritable_cache_serves_the_shipped_file(ways: tuple[Gateway, Path]) -> None:
+    gateway, _ = ways
     answer(gateway, "unwritable")
     assert logged(gateway, f"serving {default_model_path().name} as it is")
     assert logged(gateway, f"model unwritable loaded from {default_model_path()}")
 
 
-def test_a_model_given_by_path_is_served_as_it_is(three: tuple[Gateway, Path]) -> None:
-    gateway, tmp = three
+def test_a_model_given_by_path_is_served_as_it_is(ways: tuple[Gateway, Path]) -> None:
+    gateway, tmp = ways
     answer(gateway, "given")
     assert not (tmp / "given-cache").exists()
     assert logged(gateway, f"model given loaded from {default_model_path()}")
+
+
+def test_a_damaged_converted_copy_serves_the_shipped_file(ways: tuple[Gateway, Path]) -> None:
+    gateway, _ = ways
+    answer(gateway, "damaged")
+    assert logged(gateway, f"serving {default_model_path()} as it is")
+    assert logged(gateway, f"model damaged loaded from {default_model_path()}")

@@ -21,11 +21,18 @@ from typing import Any
 import llama_cpp.llama_cpp as native
 from llama_cpp import Llama
 
-__all__ = ["amx_advertised", "load_llama", "model_params"]
+__all__ = ["amx_advertised", "load_llama", "model_params", "quiet_llama_log"]
 
 log = logging.getLogger("chatgate.providers.local")
 
 _PARAMS_LOCK = threading.Lock()
+
+
+def quiet_llama_log() -> None:
+    """llama.cpp's own log (every tensor it loads or converts): errors only. This filter is
+    llama-cpp-python's; its ``verbose=False`` would instead point the whole process's stdout
+    and stderr at /dev/null while a model loads, losing every other thread's log lines."""
+    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
 
 
 @cache

@@ -27,7 +27,7 @@ import numpy as np
 from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel, LlamaSampler
 
 from chatgate.protocol import TokenLogprob
-from chatgate.providers.local.cpu import model_params
+from chatgate.providers.local.cpu import model_params, quiet_llama_log
 from chatgate.providers.local.sampling import PieceFn, SamplingParams, build_sampler, token_logprob
 from chatgate.providers.local.stops import Piece, StopMatcher
 
@@ -116,10 +116,7 @@ class Engine:
         extra_buffer_types: bool | None = None,
         flash_attn: bool = True,
     ):
-        # llama.cpp's log: errors only. (``verbose=False`` would instead point the whole
-        # process's stdout and stderr at /dev/null while the model loads, and every other
-        # thread's log lines meanwhile would be lost.)
-        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+        quiet_llama_log()
         self._model = LlamaModel(
             path_model=str(path), params=model_params(extra_buffer_types), verbose=True
         )

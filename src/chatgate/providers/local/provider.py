@@ -92,18 +92,15 @@ class LocalProvider:
         self._loaded.add_done_callback(self._log_load)
 
     def _load(self) -> None:
-        threads = self._config.n_threads or os.cpu_count() or 1
         self._served = self._weights()
-        engine = Engine(
-            self._served,
-            n_ctx=self._config.n_ctx,
-            n_threads=threads,
-            n_batch=self._config.n_batch,
-            max_batch=self._config.max_batch,
-            prefill_chunk=self._config.prefill_chunk,
-            extra_buffer_types=self._config.extra_buffer_types,
-            flash_attn=self._config.flash_attn,
-        )
+        try:
+            engine = self._new_engine(self._served)
+        except ValueError as exc:  # llama-cpp-python's "failed to load"
+            if self._served == self._path:
+                raise
+            log.warning("%s does not load (%s); serving %s as it is", self._served, exc, self._path)
+            self._served = self._path
+            engine = self._new_engine(self._path)
         metadata = engine.metadata
         template = self._config.chat_template or metadata.get("tokenizer.chat_template")
         if not template:
@@ -115,6 +112,19 @@ class LocalProvider:
         )
         engine.start()
         self._engine = engine
+
+    def _new_engine(self, path: Path) -> Engine:
+        config = self._config
+        return Engine(
+            path,
+            n_ctx=config.n_ctx,
+            n_threads=config.n_threads or os.cpu_count() or 1,
+            n_batch=config.n_batch,
+            max_batch=config.max_batch,
+            prefill_chunk=config.prefill_chunk,
+            extra_buffer_types=config.extra_buffer_types,
+            flash_attn=config.flash_attn,
+        )
 
     def _weights(self) -> Path:
         """The file to load: the configured one, or its converted copy (see ``weights``)."""

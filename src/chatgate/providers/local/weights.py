@@ -14,12 +14,12 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 import llama_cpp
+
+from chatgate.providers.local.cpu import quiet_llama_log
 
 __all__ = ["WeightType", "default_cache_dir", "requantized"]
 
@@ -52,26 +52,12 @@ def requantized(source: Path, weights: WeightType, cache_dir: Path) -> Path:
     params.allow_requantize = True
     params.nthread = os.cpu_count() or 1
     log.info("converting %s to %s in %s (once)", source.name, weights, cache_dir)
+    quiet_llama_log()
     try:
-        with _quiet():
-            status = llama_cpp.llama_model_quantize(
-                str(source).encode(), str(partial).encode(), params
-            )
+        status = llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), params)
         if status != 0:
             raise OSError(f"llama.cpp could not convert {source} to {weights} (status {status})")
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
     return target
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """llama.cpp lists every tensor it converts on its log; keep only errors meanwhile."""
-    logger = logging.getLogger("llama-cpp-python")  # llama-cpp-python's filter for that log
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
