@@ -106,7 +106,8 @@ class StoreConfig(_Section):
     """SQLAlchemy URL: `postgresql+asyncpg://...` for replicas; default a SQLite file in
     `data_dir`."""
     migrate_on_start: bool = True
-    """Apply pending migrations when `serve` starts."""
+    """Apply pending migrations when `serve` starts (one replica at a time, under a lock); off:
+    `serve` refuses a store that is not at its schema (run `chatgate db upgrade`)."""
     pool_size: Annotated[int, Field(ge=1)] = 10
 
 

@@ -8,6 +8,7 @@ import click
 
 from chatgate.cli.common import config_option, load_or_exit, run
 from chatgate.gateway.services import store
+from chatgate.state.db import SchemaError
 
 __all__ = ["db"]
 
@@ -20,15 +21,21 @@ def db() -> None:
 @db.command()
 @config_option
 def upgrade(config_path: Path | None) -> None:
-    """Apply pending migrations."""
+    """Apply pending migrations (safe while replicas start or run: migrations take a lock and
+    run one at a time). For deploys that migrate as a step of their own, before new replicas
+    start with `store.migrate_on_start: false`."""
     settings = load_or_exit(config_path)
 
-    async def go() -> None:
+    async def go() -> str:
         database = store(settings)
         try:
             await database.upgrade()
+            return (await database.schema()).head
         finally:
             await database.close()
 
-    run(go())
-    click.echo("store is up to date")
+    try:
+        head = run(go())
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"store is up to date (schema {head})")

@@ -9,10 +9,11 @@ import click
 from granian import Granian
 from granian.constants import Interfaces
 
-from chatgate.cli.common import config_option, load_or_exit
+from chatgate.cli.common import config_option, load_or_exit, run
 from chatgate.config import CONFIG_ENV, ConfigError, Settings
-from chatgate.gateway.services import is_loopback, validate_secrets
+from chatgate.gateway.services import is_loopback, store, validate_secrets
 from chatgate.logs import configure_logging
+from chatgate.state.db import SchemaError
 
 __all__ = ["serve"]
 
@@ -35,6 +36,26 @@ def _refuse_open_network(settings: Settings) -> None:
             "network could use the API and its admin endpoints. Set CHATGATE_MASTER_KEY (or "
             "auth.master_key_file), or bind to 127.0.0.1."
         )
+
+
+def _prepare_store(settings: Settings) -> None:
+    """Migrate the store (one replica at a time), or with migrations off check that its schema
+    is this chatgate's; refuse, with what to do, a schema newer than this chatgate knows."""
+
+    async def go() -> None:
+        database = store(settings)
+        try:
+            if settings.store.migrate_on_start:
+                await database.upgrade()
+            else:
+                await database.check_schema()
+        finally:
+            await database.close()
+
+    try:
+        run(go())
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.command()
@@ -77,6 +98,7 @@ def serve(
     # Workers may start in another directory: pin the data dir to an absolute path.
     os.environ["CHATGATE_DATA_DIR"] = str(settings.data_dir.resolve())
 
+    _prepare_store(settings)
     server = settings.server
     configure_logging(server.log_level)
     scheme = "https" if server.tls_cert else "http"

@@ -267,6 +267,8 @@ class Services:
         ``run_batches`` says so: ``chatgate worker``)."""
         if self.settings.store.migrate_on_start:
             await self.db.upgrade()
+        else:
+            await self.db.check_schema()
         if self.settings.prompts.directory is not None:
             await self.prompts.load_directory(self.settings.prompts.directory)
         await self.authenticator.start()

@@ -1,19 +1,31 @@
-"""Alembic environment: runs migrations on the chatgate ``Database`` that invoked them."""
+"""Alembic environment: runs migrations on the chatgate ``Database`` that invoked them, one
+process at a time, and never over a schema newer than this chatgate knows."""
 
 from __future__ import annotations
 
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from chatgate.state.db import MIGRATION_LOCK, schema_state, too_new
 from chatgate.state.tables import Base
 
 database = context.config.attributes["database"]
 
 
 def _run(connection: Connection) -> None:
+    if not database.is_sqlite:
+        # Held until this transaction ends: concurrent migrators queue here, and each one after
+        # the first reads the version table only once the one before has committed.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+    state = schema_state(connection, context.script)
+    if state.unknown:
+        raise too_new(state, database.url)
+    if database.is_sqlite:
+        connection.rollback()  # end the read; Alembic runs SQLite's migrations as it always has
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
