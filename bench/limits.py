@@ -24,7 +24,9 @@ import aiohttp
 from tests.fake_upstream import FakeUpstream
 
 from bench._common import Server, machine, percentile, write_results
+from chatgate.config import RedisConfig
 from chatgate.limits import Limiter, MemoryLimiter, RedisLimiter, ScopeLimit
+from chatgate.redis_client import RedisClients
 
 REDIS = "redis://127.0.0.1:6379/0"
 
@@ -92,7 +94,12 @@ def decision_cost(count: int) -> dict[str, Any]:
     results = {}
     for name, limiter in (
         ("memory", MemoryLimiter()),
-        ("redis", RedisLimiter(REDIS, prefix=f"bench-{secrets.token_hex(3)}")),
+        (
+            "redis",
+            RedisLimiter(
+                RedisClients(RedisConfig()).get(REDIS), prefix=f"bench-{secrets.token_hex(3)}"
+            ),
+        ),
     ):
         samples = asyncio.run(_decisions(limiter, count))
         results[name] = {

@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from chatgate.config import RedisConfig
 from chatgate.limits import Limiter, MemoryLimiter, RedisLimiter, ScopeLimit, rate_limit_headers
 from chatgate.limits.headers import duration
+from chatgate.redis_client import RedisClients
 
 pytestmark = pytest.mark.anyio
 
@@ -21,12 +23,14 @@ def anyio_backend() -> str:
 
 @pytest.fixture(params=["memory", "redis"])
 async def limiter(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Limiter]:
+    clients = RedisClients(RedisConfig())
     if request.param == "memory":
         backend: Limiter = MemoryLimiter()
     else:
-        backend = RedisLimiter(redis_url, prefix=f"test{secrets.token_hex(4)}")
+        backend = RedisLimiter(clients.get(redis_url), prefix=f"test{secrets.token_hex(4)}")
     yield backend
     await backend.close()
+    await clients.close()
 
 
 def scope(**limits: int) -> ScopeLimit:

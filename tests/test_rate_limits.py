@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.fake_upstream import FakeUpstream
+from tests.services import throwaway_redis
 from tests.support import MASTER, Gateway, RawResponse, free_port, post_json, raw, start_gateway
 from tests.test_auth import create_key
 
@@ -188,6 +189,26 @@ def test_redis_unreachable_follows_the_operators_choice(
         if status == 503:
             assert response.json()["error"]["code"] == "rate_limiter_unavailable"
         assert f"fail-{mode}" in gateway.log_with(f"fail-{mode}")
+    finally:
+        gateway.stop()
+
+
+@pytest.mark.parametrize(("mode", "status"), [("closed", 503), ("open", 200)])
+def test_redis_stopped_while_serving_follows_the_operators_choice(
+    upstream: FakeUpstream, tmp_path: Path, mode: str, status: int
+) -> None:
+    with throwaway_redis() as url:
+        extra = (
+            f"limits:\n  backend: redis\n  redis_url: {url}\n"
+            f"  on_backend_error: {mode}\n  global: {{rpm: 100}}\n"
+        )
+        gateway = start_gateway(tmp_path, config=config_for(upstream, extra))
+        assert ask(gateway, "unused").status == 200  # pooled connections to a live Redis
+    try:  # that Redis is gone now
+        response = ask(gateway, "unused")
+        assert response.status == status, response.body
+        if status == 503:
+            assert response.json()["error"]["code"] == "rate_limiter_unavailable"
     finally:
         gateway.stop()
 

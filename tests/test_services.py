@@ -9,7 +9,9 @@ import secrets
 
 import asyncpg
 
+from chatgate.config import RedisConfig
 from chatgate.limits import RedisLimiter, ScopeLimit
+from chatgate.redis_client import RedisClients
 from chatgate.state import Database
 from tests.services import postgres_database, throwaway_postgres, throwaway_redis
 
@@ -37,13 +39,14 @@ def test_throwaway_redis_runs_the_limiter() -> None:
     with throwaway_redis() as url:
 
         async def check() -> list[bool]:
-            limiter = RedisLimiter(url, prefix=f"t{secrets.token_hex(4)}")
+            clients = RedisClients(RedisConfig())
+            limiter = RedisLimiter(clients.get(url), prefix=f"t{secrets.token_hex(4)}")
             try:
                 scope = ScopeLimit("s", rpm=1)
                 first = await limiter.acquire("a", [scope], 1, 30)
                 second = await limiter.acquire("b", [scope], 1, 30)
             finally:
-                await limiter.close()
+                await clients.close()
             return [first.admitted, second.admitted]
 
         assert asyncio.run(check()) == [True, False]

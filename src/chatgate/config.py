@@ -56,6 +56,7 @@ __all__ = [
     "OpenAICompatModelConfig",
     "PricingSpec",
     "PromptsConfig",
+    "RedisConfig",
     "RoutingConfig",
     "ServerConfig",
     "Settings",
@@ -170,6 +171,14 @@ class LimitsConfig(_Section):
     """Completion tokens reserved when a request sets no `max_tokens`."""
     queue_timeout: Annotated[float, Field(ge=0)] = 0.0
     """Seconds a request may wait for capacity instead of an immediate 429 (keys may override)."""
+
+
+class RedisConfig(_Section):
+    max_connections: Annotated[int, Field(ge=1)] = 32
+    """Connections to each Redis URL per worker process; calls beyond wait for a free one."""
+    timeout: Annotated[float, Field(gt=0)] = 2.0
+    """Seconds a Redis call may take before Redis counts as unavailable, in event-loop time: time
+    a saturated worker's loop runs behind does not count."""
 
 
 class CacheConfig(_Section):
@@ -682,6 +691,7 @@ class Settings(BaseSettings):
     cors: CorsConfig = CorsConfig()
     encryption: EncryptionConfig = EncryptionConfig()
     limits: LimitsConfig = LimitsConfig()
+    redis: RedisConfig = RedisConfig()
     routing: RoutingConfig = RoutingConfig()
     cache: CacheConfig = CacheConfig()
     budgets: BudgetsConfig = BudgetsConfig()

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+from chatgate.redis_client import SharedRedis
 
 __all__ = ["BudgetCounters", "BudgetsUnavailable", "Loader", "MemoryBudgets", "RedisBudgets"]
 
@@ -85,8 +86,9 @@ def _expiry(name: str) -> int | None:
 
 
 class RedisBudgets:
-    def __init__(self, url: str, *, prefix: str):
-        self._redis = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    def __init__(self, redis: SharedRedis, *, prefix: str):
+        self._shared = redis
+        self._redis = redis.client
         self._prefix = f"{prefix}:budget:"
         self._reserve = self._redis.register_script(_RESERVE)
 
@@ -95,7 +97,8 @@ class RedisBudgets:
     ) -> str | None:
         keys = [self._prefix + name for name, _ in caps]
         try:
-            present = await self._redis.mget(keys)
+            async with self._shared.deadline():
+                present = await self._redis.mget(keys)
             missing = [
                 name for (name, _), value in zip(caps, present, strict=True) if value is None
             ]
@@ -105,19 +108,26 @@ class RedisBudgets:
                     await self._redis.set(
                         self._prefix + name, loaded.get(name, 0.0), nx=True, ex=_expiry(name)
                     )
-            refused = int(await self._reserve(keys=keys, args=[amount, *(cap for _, cap in caps)]))
+            async with self._shared.deadline():
+                refused = int(
+                    await self._reserve(keys=keys, args=[amount, *(cap for _, cap in caps)])
+                )
+        except TimeoutError:
+            raise BudgetsUnavailable("no answer from Redis within redis.timeout") from None
         except RedisError as exc:
             raise BudgetsUnavailable(str(exc)) from exc
         return None if refused == 0 else caps[refused - 1][0]
 
     async def settle(self, names: list[str], delta: float) -> None:
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
+            async with self._shared.deadline(), self._redis.pipeline(transaction=False) as pipe:
                 for name in names:
                     pipe.incrbyfloat(self._prefix + name, delta)
                 await pipe.execute()
+        except TimeoutError:
+            raise BudgetsUnavailable("no answer from Redis within redis.timeout") from None
         except RedisError as exc:
             raise BudgetsUnavailable(str(exc)) from exc
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        """Nothing of its own to close: the Redis client is shared (``RedisClients``)."""

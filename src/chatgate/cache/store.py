@@ -6,8 +6,9 @@ import time
 from collections import OrderedDict
 from typing import Protocol
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+from chatgate.redis_client import SharedRedis
 
 __all__ = ["CacheUnavailable", "MemoryCache", "RedisCache", "ResponseCache"]
 
@@ -63,22 +64,29 @@ class MemoryCache:
 
 
 class RedisCache:
-    def __init__(self, url: str, *, prefix: str):
-        self._redis = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    def __init__(self, redis: SharedRedis, *, prefix: str):
+        self._shared = redis
+        self._redis = redis.client
         self._prefix = f"{prefix}:cache:"
 
     async def get(self, key: str) -> bytes | None:
         try:
-            value = await self._redis.get(self._prefix + key)
+            async with self._shared.deadline():
+                value = await self._redis.get(self._prefix + key)
+        except TimeoutError:
+            raise CacheUnavailable("no answer from Redis within redis.timeout") from None
         except RedisError as exc:
             raise CacheUnavailable(str(exc)) from exc
         return value if isinstance(value, bytes) or value is None else value.encode()
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         try:
-            await self._redis.set(self._prefix + key, value, px=max(1, int(ttl * 1000)))
+            async with self._shared.deadline():
+                await self._redis.set(self._prefix + key, value, px=max(1, int(ttl * 1000)))
+        except TimeoutError:
+            raise CacheUnavailable("no answer from Redis within redis.timeout") from None
         except RedisError as exc:
             raise CacheUnavailable(str(exc)) from exc
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        """Nothing of its own to close: the Redis client is shared (``RedisClients``)."""

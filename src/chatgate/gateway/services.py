@@ -46,6 +46,7 @@ from chatgate.gateway.vector_stores import VectorStores
 from chatgate.limits import Limiter, MemoryLimiter, RedisLimiter
 from chatgate.limits.waiting import PriorityGate
 from chatgate.prompts.template import PromptError
+from chatgate.redis_client import RedisClients
 from chatgate.state import AuditLog, BodyStore, Database, Keyring, KeyStore
 from chatgate.state.batches import BatchStore
 from chatgate.state.feedback import FeedbackStore
@@ -139,22 +140,23 @@ class Services:
         self.metrics = Metrics()
         self.tracing = tracing_from_config(settings.observability)
         limits = settings.limits
+        self.redis = RedisClients(settings.redis)
         self.limiter: Limiter = (
-            RedisLimiter(limits.redis_url, prefix=limits.redis_prefix)
+            RedisLimiter(self.redis.get(limits.redis_url), prefix=limits.redis_prefix)
             if limits.backend == "redis"
             else MemoryLimiter()
         )
         self.rate_limits = RateLimitStage(self.limiter, limits, PriorityGate())
         caching = settings.cache
         self.response_cache: ResponseCache = (
-            RedisCache(caching.redis_url, prefix=caching.redis_prefix)
+            RedisCache(self.redis.get(caching.redis_url), prefix=caching.redis_prefix)
             if caching.backend == "redis"
             else MemoryCache(caching.max_bytes)
         )
         self.cache = CacheStage(self.response_cache, caching, self._semantic_embedder())
         spending = settings.budgets
         self.budget_counters: BudgetCounters = (
-            RedisBudgets(spending.redis_url, prefix=spending.redis_prefix)
+            RedisBudgets(self.redis.get(spending.redis_url), prefix=spending.redis_prefix)
             if spending.backend == "redis"
             else MemoryBudgets()
         )
@@ -305,6 +307,7 @@ class Services:
         await self.budgets.close()
         await self.budget_counters.close()
         await self.response_cache.close()
+        await self.redis.close()
         await self.guards.close()
         await self.authenticator.close()
         await self.observer.close()

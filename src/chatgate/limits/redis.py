@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from chatgate.limits.base import WINDOW, Decision, LimiterUnavailable, ScopeLimit, ScopeState
+from chatgate.redis_client import SharedRedis
 
 __all__ = ["RedisLimiter"]
 
@@ -113,11 +113,11 @@ return 1
 
 
 class RedisLimiter:
-    def __init__(self, url: str, *, prefix: str):
-        self._redis = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    def __init__(self, redis: SharedRedis, *, prefix: str):
+        self._redis = redis
         self._prefix = prefix
-        self._acquire = self._redis.register_script(_ACQUIRE)
-        self._finish = self._redis.register_script(_FINISH)
+        self._acquire = redis.client.register_script(_ACQUIRE)
+        self._finish = redis.client.register_script(_FINISH)
 
     def _keys(self, scope: str) -> list[str]:
         base = f"{self._prefix}:rl:{{{scope}}}"
@@ -132,7 +132,10 @@ class RedisLimiter:
             keys += self._keys(limit.scope)
             args += [limit.rpm or 0, limit.tpm or 0, limit.concurrent or 0]
         try:
-            raw = await self._acquire(keys=keys, args=args)
+            async with self._redis.deadline():
+                raw = await self._acquire(keys=keys, args=args)
+        except TimeoutError:
+            raise LimiterUnavailable("no answer from Redis within redis.timeout") from None
         except RedisError as exc:
             raise LimiterUnavailable(str(exc)) from exc
         out = [item.decode() if isinstance(item, bytes) else str(item) for item in raw]
@@ -168,9 +171,12 @@ class RedisLimiter:
         if not keys:
             return
         try:
-            await self._finish(keys=keys, args=[request_id, tokens])
+            async with self._redis.deadline():
+                await self._finish(keys=keys, args=[request_id, tokens])
+        except TimeoutError:
+            raise LimiterUnavailable("no answer from Redis within redis.timeout") from None
         except RedisError as exc:
             raise LimiterUnavailable(str(exc)) from exc
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        """Nothing of its own to close: the Redis client is shared (``RedisClients``)."""
