@@ -92,9 +92,9 @@ async def quality(provider: LocalEmbeddingProvider) -> dict[str, Any]:
         ]
         await _put(store, store_id, files)
 
-        async def embed(_model: str, qs: list[str]) -> np.ndarray:
-            result: np.ndarray = (await provider.embed(qs)).vectors
-            return result
+        async def embed(_model: str, qs: list[str]) -> tuple[np.ndarray, int]:
+            embedded = await provider.embed(qs)
+            return embedded.vectors, embedded.prompt_tokens
 
         searcher = Searcher(store, embed, MemoryDense(store, 1 << 30))
         scores: dict[str, dict[str, list[float]]] = {m: {} for m in MODES}
@@ -177,10 +177,10 @@ async def scale(url: str, count: int, queries: int) -> dict[str, Any]:
         ingest_s = time.perf_counter() - started
         generator = np.random.default_rng(7)
 
-        async def embed(_model: str, qs: list[str]) -> np.ndarray:
+        async def embed(_model: str, qs: list[str]) -> tuple[np.ndarray, int]:
             v = generator.standard_normal((len(qs), DIMS)).astype(np.float32)
             result: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
-            return result
+            return result, 0
 
         dense: DenseIndex = MemoryDense(store, 1 << 30)
         if await store.enable_pgvector():

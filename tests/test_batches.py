@@ -215,7 +215,7 @@ def test_bad_requests(gateway: tuple[Gateway, FakeUpstream]) -> None:
             "input_file_id",
         ),
         (
-            {"input_file_id": text.id, "endpoint": "/v1/embeddings", "completion_window": "24h"},
+            {"input_file_id": text.id, "endpoint": "/v1/completions", "completion_window": "24h"},
             "endpoint",
         ),
         (

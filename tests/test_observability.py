@@ -96,8 +96,9 @@ def test_metrics(gateway: Gateway) -> None:
     text = raw(
         f"{gateway.url}/metrics", headers={"Authorization": "Bearer metrics-token-123"}
     ).body.decode()
-    assert 'chatgate_requests_total{model="echo",status="200"}' in text
-    assert 'chatgate_requests_total{model="unknown",status="404"}' in text
+    chat = 'endpoint="/v1/chat/completions"'
+    assert f'chatgate_requests_total{{{chat},model="echo",status="200"}}' in text
+    assert f'chatgate_requests_total{{{chat},model="unknown",status="404"}}' in text
     assert "some-secret-project-name" not in text  # labels never carry what users typed
     assert "chatgate_request_duration_seconds_bucket" in text
     assert "chatgate_gateway_overhead_seconds_count" in text

@@ -1,5 +1,6 @@
-"""Optional OpenTelemetry traces: a span per request with child spans per stage, exported to an
-OTLP/HTTP receiver (a small test server decoding the protobuf)."""
+"""Optional OpenTelemetry over the wire: a running `chatgate serve` exports its spans (one per
+operation, a child per stage) and its GenAI metrics to an OTLP/HTTP receiver (a small test server
+decoding the protobuf). What the spans and metrics hold is tested in tests/test_telemetry.py."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.fake_upstream import FakeUpstream
@@ -23,6 +27,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.spans: list[Any] = []
+        self.metrics: set[str] = set()
         self.port = 0
         started = threading.Event()
 
@@ -31,6 +36,7 @@ class Receiver:
             self.loop = loop
             app = web.Application()
             app.router.add_post("/v1/traces", self._traces)
+            app.router.add_post("/v1/metrics", self._metrics)
             runner = web.AppRunner(app)
             loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -50,6 +56,14 @@ class Receiver:
                 self.spans.extend(scope.spans)
         return web.Response(body=b"", content_type="application/x-protobuf")
 
+    async def _metrics(self, request: web.Request) -> web.Response:
+        message = ExportMetricsServiceRequest()
+        message.ParseFromString(await request.read())
+        for resource in message.resource_metrics:
+            for scope in resource.scope_metrics:
+                self.metrics.update(m.name for m in scope.metrics)
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
@@ -58,11 +72,12 @@ def receiver() -> Iterator[Receiver]:
     server.loop.call_soon_threadsafe(server.loop.stop)
 
 
-def test_a_span_per_request_and_per_stage(
+def test_spans_and_genai_metrics_reach_an_otlp_receiver(
     receiver: Receiver, upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     config = (
-        f"observability: {{otel_endpoint: 'http://127.0.0.1:{receiver.port}/v1/traces'}}\n"
+        f"observability: {{otel_endpoint: 'http://127.0.0.1:{receiver.port}/v1/traces',"
+        " otel_metrics_interval: 0.2}\n"
         f"models:\n  - {{name: echo, provider: openai_compat, base_url: '{upstream.base_url}'}}\n"
     )
     gateway = start_gateway(tmp_path, config=config, env={"OTEL_BSP_SCHEDULE_DELAY": "50"})
@@ -71,14 +86,18 @@ def test_a_span_per_request_and_per_stage(
         answer = post_json(f"{gateway.base_url}/chat/completions", body)
         assert answer.status == 200
         deadline = time.monotonic() + 15
-        while not any(s.name == "chatgate.chat.completions" for s in receiver.spans):
-            assert time.monotonic() < deadline, "no request span arrived"
+        wanted = {"gen_ai.client.operation.duration", "gen_ai.client.token.usage"}
+        while not (
+            any(s.name == "chat echo" for s in receiver.spans) and wanted <= receiver.metrics
+        ):
+            assert time.monotonic() < deadline, "no span or metrics arrived"
             time.sleep(0.05)  # polling the receiver, bounded
     finally:
         gateway.stop()
-    (root,) = [s for s in receiver.spans if s.name == "chatgate.chat.completions"]
+    (root,) = [s for s in receiver.spans if s.name == "chat echo"]
     attributes = {a.key: a.value.string_value for a in root.attributes}
     assert attributes["chatgate.request_id"] == answer.headers["x-request-id"]
+    assert attributes["gen_ai.operation.name"] == "chat"
     stages = {s.name: s for s in receiver.spans if s.name.startswith("chatgate.stage.")}
     assert {"chatgate.stage.access", "chatgate.stage.rate_limit", "chatgate.stage.cache"} <= set(
         stages

@@ -89,10 +89,10 @@ async def searcher_for(
     elif backend == "postgresql":
         pass  # the system PostgreSQL may or may not have pgvector: memory is tested here
 
-    async def embed(_model: str, queries: list[str]) -> np.ndarray:
+    async def embed(_model: str, queries: list[str]) -> tuple[np.ndarray, int]:
         vectors = np.vstack([VECTORS[q] if q in VECTORS else unit(99) for q in queries])
         asked.append(vectors)
-        return vectors
+        return vectors, len(queries)
 
     return Searcher(store, embed, dense), asked
 

@@ -38,6 +38,7 @@ __all__ = [
     "CorsConfig",
     "DegradedResponse",
     "EmbeddingModelConfig",
+    "EmbeddingPricingSpec",
     "EncryptionConfig",
     "EncryptionKeyConfig",
     "ExperimentConfig",
@@ -246,8 +247,14 @@ class ObservabilityConfig(_Section):
     metrics_token_env: str | None = None
     """Environment variable with a token that may read `/metrics` (besides the master key)."""
     otel_endpoint: str | None = None
-    """OTLP/HTTP traces endpoint (e.g. `http://collector:4318/v1/traces`): a span per request with
-    a child span per pipeline stage. Needs the `otel` extra."""
+    """OTLP/HTTP traces endpoint (e.g. `http://collector:4318/v1/traces`): a span per operation
+    with a child span per pipeline stage, in OpenTelemetry's GenAI conventions. Needs the `otel`
+    extra."""
+    otel_metrics_endpoint: str | None = None
+    """OTLP/HTTP metrics endpoint for the GenAI metrics; default: `otel_endpoint` with
+    `/v1/traces` replaced by `/v1/metrics`."""
+    otel_metrics_interval: Annotated[float, Field(gt=0)] = 60.0
+    """Seconds between metric exports."""
     otel_service_name: str = "chatgate"
 
 
@@ -602,11 +609,19 @@ class OpenAICompatModelConfig(_ModelBase):
         return self
 
 
+class EmbeddingPricingSpec(_Section):
+    input: Annotated[float, Field(ge=0)]
+    """USD per 1M input tokens."""
+
+
 class _EmbeddingModelBase(_Section):
     name: Annotated[str, Field(min_length=1)]
     """Public model id, as clients send it in `model` to `/v1/embeddings`."""
     aliases: list[str] = []
     owned_by: str = "chatgate"
+    pricing: EmbeddingPricingSpec | None = None
+    """Price per input token (default: free for the embedded model, OpenAI's price for an
+    OpenAI model id, else unknown: budgets then refuse the model)."""
 
 
 class LocalEmbeddingModelConfig(_EmbeddingModelBase):

@@ -23,6 +23,7 @@ from chatgate.api.chat import ChatEndpoint
 from chatgate.api.embeddings import EmbeddingEndpoint
 from chatgate.api.experiments import ExperimentEndpoints
 from chatgate.api.files import FileEndpoints
+from chatgate.api.governed import Governed
 from chatgate.api.middleware import RequestIdMiddleware
 from chatgate.api.models import ModelEndpoints
 from chatgate.api.moderations import ModerationEndpoint
@@ -34,6 +35,7 @@ from chatgate.api.tokens import TokenEndpoint
 from chatgate.api.vector_stores import VectorStoreEndpoints
 from chatgate.config import Settings, load_settings
 from chatgate.gateway.services import Services
+from chatgate.gateway.telemetry import Telemetry
 from chatgate.logs import configure_logging
 from chatgate.protocol import ChatgateError, error_body
 
@@ -118,9 +120,10 @@ def _middleware(settings: Settings) -> list[Middleware]:
     return stack
 
 
-def create_app(settings: Settings) -> Starlette:
-    services = Services(settings)
+def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Starlette:
+    services = Services(settings, telemetry=telemetry)
     auth = services.authenticator
+    governed = Governed(auth, services.observer, services.pipeline)
     models = ModelEndpoints(
         services.registry,
         auth,
@@ -130,12 +133,18 @@ def create_app(settings: Settings) -> Starlette:
     admin = AdminEndpoints(services)
     tokenize = TokenizeEndpoint(services.registry, auth)
     prompts = PromptEndpoints(services.prompts, auth)
-    moderations = ModerationEndpoint(services.guards, auth)
-    embeddings = EmbeddingEndpoint(services.embedding_models, auth)
-    vector_stores = VectorStoreEndpoints(services.vector_stores, auth)
+    moderations = ModerationEndpoint(services.moderations, governed)
+    embeddings = EmbeddingEndpoint(services.embedding_models, governed)
+    vector_stores = VectorStoreEndpoints(services.vector_stores, auth, governed)
     experiments = ExperimentEndpoints(settings.experiments, services.feedback, auth)
-    files = FileEndpoints(services.files, auth, settings.files)
-    batches = BatchEndpoints(services.batches, services.files, auth, services.batch_runner)
+    files = FileEndpoints(services.files, auth, settings.files, governed)
+    batches = BatchEndpoints(
+        services.batches,
+        services.files,
+        auth,
+        services.batch_runner,
+        governed,
+    )
     document = orjson.dumps(openapi_document())
     pages = Pages(services.embedding_models.names())
 
@@ -155,7 +164,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route(
                 "/v1/chat/completions",
-                ChatEndpoint(services.pipeline, auth, services.observer).handle,
+                ChatEndpoint(governed).handle,
                 methods=["POST"],
             ),
             Route("/v1/models", models.list, methods=["GET"]),

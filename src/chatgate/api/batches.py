@@ -5,20 +5,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from chatgate.api.auth import authenticate
 from chatgate.api.files import missing_file
+from chatgate.api.governed import Governed
 from chatgate.api.render import json_response, list_page, page_params
 from chatgate.gateway import Authenticator
 from chatgate.gateway.auth import access_of
 from chatgate.gateway.batches import BatchRunner
+from chatgate.gateway.observe import RequestEnd
+from chatgate.gateway.operations import BATCHES, NO_MODEL, Deferred
 from chatgate.protocol import (
     ConflictError,
     InvalidRequestError,
     NotFoundError,
-    parse_json_object,
     validate,
 )
 from chatgate.protocol.batches import BatchCreateRequest
@@ -85,35 +89,44 @@ class BatchEndpoints:
         files: FileStore,
         authenticator: Authenticator,
         runner: BatchRunner | None,
+        governed: Governed,
     ):
         self._store, self._files, self._auth = store, files, authenticator
         self._runner = runner
+        self._governed = governed
 
-    async def create(self, request: Request) -> Response:
-        principal = await authenticate(request, self._auth, "batches")
-        body = validate(BatchCreateRequest, parse_json_object(await request.body()))
-        access = access_of(principal)
-        info = await self._files.get(body.input_file_id, access)
-        if info is None:
-            raise missing_file(body.input_file_id, "input_file_id")
-        if info.purpose != "batch":
-            raise InvalidRequestError(
-                f"File {info.id} has purpose `{info.purpose}`; a batch needs purpose `batch`.",
-                param="input_file_id",
-            )
-        key = principal.key
-        row = await self._store.create(
-            endpoint=body.endpoint,
-            input_file_id=info.id,
-            completion_window=body.completion_window,
-            metadata=body.metadata,
-            key_id=key.id if key is not None else None,
-            owner=key.owner if key is not None else None,
-            window_seconds=_WINDOW,
-        )
-        if self._runner is not None:
-            self._runner.nudge()
-        return json_response(batch_object(row))
+    async def create(self, request: Request) -> Response | ASGIApp:
+        async def work(end: RequestEnd) -> Response:
+            body = validate(BatchCreateRequest, await self._governed.json(request, end))
+            assert end.principal is not None
+            principal = end.principal
+            info = await self._files.get(body.input_file_id, access_of(principal))
+            if info is None:
+                raise missing_file(body.input_file_id, "input_file_id")
+            if info.purpose != "batch":
+                raise InvalidRequestError(
+                    f"File {info.id} has purpose `{info.purpose}`; a batch needs purpose `batch`.",
+                    param="input_file_id",
+                )
+            key = principal.key
+
+            async def record() -> BatchRow:
+                return await self._store.create(
+                    endpoint=body.endpoint,
+                    input_file_id=info.id,
+                    completion_window=body.completion_window,
+                    metadata=body.metadata,
+                    key_id=key.id if key is not None else None,
+                    owner=key.owner if key is not None else None,
+                    window_seconds=_WINDOW,
+                )
+
+            row, ctx = await self._governed.run(BATCHES, Deferred(record), NO_MODEL, end, request)
+            if self._runner is not None:
+                self._runner.nudge()
+            return self._governed.answer(end, ctx, orjson.dumps(batch_object(row)))
+
+        return await self._governed(request, BATCHES, work)
 
     async def _find(self, request: Request) -> BatchRow:
         principal = await authenticate(request, self._auth, "batches")

@@ -7,15 +7,20 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
+import orjson
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import ASGIApp
 
 from chatgate.api.auth import authenticate
+from chatgate.api.governed import Governed
 from chatgate.api.render import json_response, list_page
 from chatgate.config import FilesConfig
 from chatgate.gateway import Authenticator
-from chatgate.gateway.auth import access_of
+from chatgate.gateway.auth import Principal, access_of
+from chatgate.gateway.observe import RequestEnd
+from chatgate.gateway.operations import FILES, NO_MODEL, Deferred
 from chatgate.protocol import InvalidRequestError, NotFoundError
 from chatgate.protocol.files import UPLOAD_PURPOSES, DeletedFile, FileObject
 from chatgate.state.files import FileInfo, FileStore, FileTooLarge
@@ -55,19 +60,40 @@ def _expiry(value: str | None, param: str) -> int | None:
 
 
 class FileEndpoints:
-    def __init__(self, store: FileStore, authenticator: Authenticator, config: FilesConfig):
+    def __init__(
+        self,
+        store: FileStore,
+        authenticator: Authenticator,
+        config: FilesConfig,
+        governed: Governed,
+    ):
         self._store = store
         self._auth = authenticator
         self._config = config
+        self._governed = governed
 
-    async def create(self, request: Request) -> Response:
-        principal = await authenticate(request, self._auth, "files")
-        content_type = request.headers.get("content-type", "")
-        if not content_type.startswith("multipart/form-data"):
-            raise InvalidRequestError(
-                "Upload files as multipart/form-data with fields `file` and `purpose`.",
-                code="invalid_content_type",
-            )
+    async def create(self, request: Request) -> Response | ASGIApp:
+        async def work(end: RequestEnd) -> Response:
+            content_type = request.headers.get("content-type", "")
+            if not content_type.startswith("multipart/form-data"):
+                raise InvalidRequestError(
+                    "Upload files as multipart/form-data with fields `file` and `purpose`.",
+                    code="invalid_content_type",
+                )
+            assert end.principal is not None
+            principal = end.principal
+
+            async def upload() -> FileInfo:  # read only once the pipeline has admitted it
+                info = await self._upload(request, principal)
+                end.request_bytes = info.bytes
+                return info
+
+            info, ctx = await self._governed.run(FILES, Deferred(upload), NO_MODEL, end, request)
+            return self._governed.answer(end, ctx, orjson.dumps(file_object(info)))
+
+        return await self._governed(request, FILES, work, watch=False)
+
+    async def _upload(self, request: Request, principal: Principal) -> FileInfo:
         async with request.form(max_files=1, max_fields=8) as form:
             upload, purpose = form.get("file"), form.get("purpose")
             if not isinstance(upload, UploadFile):
@@ -90,7 +116,7 @@ class FileEndpoints:
                     yield piece
 
             try:
-                info = await self._store.create(
+                return await self._store.create(
                     pieces(),
                     purpose=purpose,
                     filename=(upload.filename or "upload")[:512],
@@ -105,7 +131,6 @@ class FileEndpoints:
                     param="file",
                     code="file_too_large",
                 ) from None
-        return json_response(file_object(info))
 
     def _expires_at(self, anchor: object, seconds: object, purpose: str) -> float | None:
         now = time.time()

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from chatgate.api.auth import authenticate
+from chatgate.api.governed import Governed
 from chatgate.api.render import json_response, list_page, page_params
 from chatgate.gateway import Authenticator
 from chatgate.gateway.auth import access_of
+from chatgate.gateway.observe import RequestEnd
+from chatgate.gateway.operations import VECTOR_STORE_SEARCH
 from chatgate.gateway.vector_stores import VectorStores, file_object, store_object
 from chatgate.protocol import InvalidRequestError, parse_json_object, validate
 from chatgate.protocol.vector_stores import (
@@ -41,9 +46,15 @@ def _pollable(payload: dict[str, Any]) -> Response:
 
 
 class VectorStoreEndpoints:
-    def __init__(self, stores: VectorStores, authenticator: Authenticator):
+    def __init__(
+        self,
+        stores: VectorStores,
+        authenticator: Authenticator,
+        governed: Governed,
+    ):
         self._stores = stores
         self._auth = authenticator
+        self._governed = governed
 
     async def _access(self, request: Request) -> FileAccess:
         return access_of(await authenticate(request, self._auth, "vector_stores"))
@@ -81,11 +92,20 @@ class VectorStoreEndpoints:
             await self._stores.delete(request.path_params["vector_store_id"], access)
         )
 
-    async def search(self, request: Request) -> Response:
-        access = await self._access(request)
-        body = validate(VectorStoreSearchRequest, await self._body(request))
-        store_id = request.path_params["vector_store_id"]
-        return json_response(await self._stores.search(store_id, body, access))
+    async def search(self, request: Request) -> Response | ASGIApp:
+        governed = self._governed
+
+        async def work(end: RequestEnd) -> Response:
+            body = validate(VectorStoreSearchRequest, await governed.json(request, end))
+            assert end.principal is not None
+            store_id = request.path_params["vector_store_id"]
+            search, model = await self._stores.searchable(store_id, body, access_of(end.principal))
+            page, ctx = await governed.run(
+                VECTOR_STORE_SEARCH, search, model, end, request, input_tokens=search.input_tokens
+            )
+            return governed.answer(end, ctx, orjson.dumps(page))
+
+        return await governed(request, VECTOR_STORE_SEARCH, work)
 
     # -- files ----------------------------------------------------------------------------
 

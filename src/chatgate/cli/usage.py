@@ -44,7 +44,7 @@ def usage(
     ctx: click.Context,
     *,
     config_path: Path | None,
-    group_by: Literal["key", "owner", "model", "day", "prompt"],
+    group_by: Literal["key", "owner", "model", "day", "prompt", "endpoint"],
     start: datetime.datetime | None,
     end: datetime.datetime | None,
     fmt: str,

@@ -9,10 +9,20 @@ from typing import Any
 
 import orjson
 
-__all__ = ["BATCH_ENDPOINTS", "InputCheck", "check_input"]
+__all__ = ["BATCH_ENDPOINTS", "MAX_EMBEDDING_INPUTS", "InputCheck", "check_input"]
 
-BATCH_ENDPOINTS = ("/v1/chat/completions", "/v1/moderations")
+BATCH_ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/moderations")
 _MAX_ERRORS = 100
+MAX_EMBEDDING_INPUTS = 50_000
+"""OpenAI's cap on embedding inputs across all requests of one ``/v1/embeddings`` batch."""
+
+
+def _inputs(body: dict[str, Any]) -> int:
+    """How many embedding inputs a request body holds (a string or a token array is one)."""
+    value = body.get("input")
+    if isinstance(value, list) and value and not isinstance(value[0], int):
+        return len(value)
+    return 1
 
 
 @dataclass(slots=True)
@@ -31,6 +41,7 @@ def check_input(content: bytes, endpoint: str, max_lines: int) -> InputCheck:
     check = InputCheck([], [], None)
     seen: set[str] = set()
     models: set[str] = set()
+    inputs = 0
     for number, raw in enumerate(content.splitlines(), 1):
         if len(check.errors) >= _MAX_ERRORS:
             break
@@ -93,12 +104,23 @@ def check_input(content: bytes, endpoint: str, max_lines: int) -> InputCheck:
             continue
         if isinstance(body.get("model"), str):
             models.add(body["model"])
+        if endpoint == "/v1/embeddings":
+            inputs += _inputs(body)
         check.lines.append((number, custom_id, raw))
     if not check.lines and not check.errors:
         check.errors.append(_error("empty_file", "The input file has no requests.", 1))
     if len(check.lines) > max_lines:
         check.errors.append(
             _error("too_many_requests", f"A batch may hold at most {max_lines} requests.", 1)
+        )
+    if inputs > MAX_EMBEDDING_INPUTS:
+        check.errors.append(
+            _error(
+                "too_many_inputs",
+                f"An embeddings batch may hold at most {MAX_EMBEDDING_INPUTS} inputs across all "
+                f"its requests; this one has {inputs}.",
+                1,
+            )
         )
     check.model = models.pop() if len(models) == 1 else None
     return check

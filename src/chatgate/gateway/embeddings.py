@@ -10,24 +10,45 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import orjson
 
-from chatgate.config import LocalEmbeddingModelConfig, Settings, resolve_secret
-from chatgate.gateway.auth import Principal
+from chatgate.config import (
+    EmbeddingModelConfig,
+    LocalEmbeddingModelConfig,
+    Settings,
+    resolve_secret,
+)
+from chatgate.gateway.context import AnyContext, Context
+from chatgate.gateway.operations import rough_tokens
+from chatgate.pricing import FREE, Price, PriceTable
 from chatgate.protocol import ModelNotFoundError, ModelObject
 from chatgate.protocol.embeddings import EmbeddingRequest
 from chatgate.providers.base import ProviderState
 from chatgate.providers.embedding import (
+    BACKGROUND,
+    INTERACTIVE,
     EmbeddingProvider,
     EmbeddingResult,
     LocalEmbeddingProvider,
     OpenAICompatEmbeddingProvider,
 )
 
-__all__ = ["EmbeddingModel", "EmbeddingModels", "render_embeddings"]
+__all__ = [
+    "EmbeddingContext",
+    "EmbeddingModel",
+    "EmbeddingModels",
+    "embeddings_payload",
+    "input_tokens",
+    "render_embeddings",
+    "served",
+]
+
+LOW = 2
+"""The ``low`` priority (batch lines): embedded after interactive work."""
 
 
 @dataclass(slots=True, eq=False)
@@ -37,6 +58,14 @@ class EmbeddingModel:
     owned_by: str
     provider: EmbeddingProvider
     created: int
+    price: Price | None = None
+    """USD per 1M input tokens (``Price.input``); None when unknown."""
+    kind: str = "local"
+    """``local`` or ``openai_compat``: who runs it."""
+
+    @property
+    def most_expensive(self) -> Price | None:
+        return self.price
 
     def model_object(self, model_id: str | None = None) -> ModelObject:
         return {
@@ -47,6 +76,25 @@ class EmbeddingModel:
         }
 
 
+def _price(config: EmbeddingModelConfig, table: PriceTable) -> Price | None:
+    if config.pricing is not None:
+        return Price(config.pricing.input, config.pricing.input, 0.0)
+    if isinstance(config, LocalEmbeddingModelConfig):
+        return FREE
+    return table.lookup(config.upstream_model or config.name)
+
+
+EmbeddingContext = Context[EmbeddingRequest, EmbeddingModel]
+
+
+def input_tokens(request: EmbeddingRequest) -> int:
+    """The input's tokens as far as they are known before embedding: exact for token arrays,
+    an estimate for texts (settled to the model's count afterwards)."""
+    if request.token_arrays is not None:
+        return sum(len(tokens) for tokens in request.token_arrays)
+    return rough_tokens(request.texts or [])
+
+
 class EmbeddingModels:
     def __init__(self, models: Iterable[EmbeddingModel]):
         self._models = list(models)
@@ -55,6 +103,7 @@ class EmbeddingModels:
     @classmethod
     def from_settings(cls, settings: Settings, *, created: int) -> EmbeddingModels:
         models = []
+        table = PriceTable.defaults()
         for config in settings.embedding_models:
             provider: EmbeddingProvider
             if isinstance(config, LocalEmbeddingModelConfig):
@@ -63,7 +112,15 @@ class EmbeddingModels:
                 key = resolve_secret(config.api_key_env, config.api_key_file)
                 provider = OpenAICompatEmbeddingProvider(config, key)
             models.append(
-                EmbeddingModel(config.name, config.aliases, config.owned_by, provider, created)
+                EmbeddingModel(
+                    config.name,
+                    config.aliases,
+                    config.owned_by,
+                    provider,
+                    created,
+                    _price(config, table),
+                    config.provider,
+                )
             )
         return cls(models)
 
@@ -96,21 +153,43 @@ class EmbeddingModels:
     async def close(self) -> None:
         await asyncio.gather(*(m.provider.close() for m in self._models))
 
-    async def create(self, principal: Principal, request: EmbeddingRequest) -> bytes:
-        """The ``/v1/embeddings`` answer for ``request``, serialised."""
-        if not principal.may_use_model(request.model):
-            raise ModelNotFoundError(request.model)
-        model = self.resolve(request.model)
+    async def __call__(self, ctx: EmbeddingContext) -> EmbeddingResult:
+        """The pipeline's innermost step for ``/v1/embeddings``: embed, and record the usage."""
+        request, model = ctx.request, ctx.model
         extra = dict(request.extra)
         if request.user is not None:
             extra["user"] = request.user
+        ctx.marks["upstream_start"] = time.monotonic()
         result = await model.provider.embed(
-            request.texts, request.token_arrays, dimensions=request.dimensions, extra=extra
+            request.texts,
+            request.token_arrays,
+            dimensions=request.dimensions,
+            extra=extra,
+            priority=BACKGROUND if ctx.priority >= LOW else INTERACTIVE,
         )
-        return render_embeddings(result, request.model, request.encoding_format)
+        ctx.marks["upstream_end"] = time.monotonic()
+        served(ctx, model, result.prompt_tokens)
+        return result
+
+
+def served(ctx: AnyContext, model: EmbeddingModel, tokens: int) -> None:
+    """``ctx`` was served by ``model`` on ``tokens`` input tokens: its usage, price, provider."""
+    ctx.stats.usage = {"prompt_tokens": tokens, "completion_tokens": 0, "total_tokens": tokens}
+    ctx.price = model.price
+    ctx.provider = model.kind
 
 
 def render_embeddings(result: EmbeddingResult, model: str, encoding_format: str) -> bytes:
+    return orjson.dumps(
+        embeddings_payload(result, model, encoding_format), option=orjson.OPT_SERIALIZE_NUMPY
+    )
+
+
+def embeddings_payload(
+    result: EmbeddingResult, model: str, encoding_format: str
+) -> dict[str, object]:
+    """OpenAI's embeddings response (vectors as NumPy rows, or base64 text: serialise with
+    ``orjson.OPT_SERIALIZE_NUMPY``)."""
     vectors = result.vectors
     data: list[dict[str, object]] = []
     if encoding_format == "base64":
@@ -127,10 +206,9 @@ def render_embeddings(result: EmbeddingResult, model: str, encoding_format: str)
         for index, row in enumerate(vectors):
             data.append({"object": "embedding", "index": index, "embedding": row})
     tokens = result.prompt_tokens
-    payload = {
+    return {
         "object": "list",
         "data": data,
         "model": model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
-    return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -75,8 +75,9 @@ class Guards:
             return name, policy
         return None
 
-    async def moderation(self, request: ModerationRequest) -> ModerationResponse:
-        """``/v1/moderations`` (HTTP or a batch line): OpenAI's response for ``request``."""
+    @staticmethod
+    def moderation_texts(request: ModerationRequest) -> list[str]:
+        """The texts a ``/v1/moderations`` request asks about (refusing what it cannot judge)."""
         items = [request.input] if isinstance(request.input, str) else request.input
         texts = [item if isinstance(item, str) else getattr(item, "text", "") for item in items]
         if any(getattr(item, "type", None) == "image_url" for item in items):
@@ -90,6 +91,10 @@ class Guards:
                 f"`input` is too long (at most {MAX_MODERATION_CHARACTERS} characters).",
                 param="input",
             )
+        return texts
+
+    async def moderation(self, texts: list[str]) -> ModerationResponse:
+        """OpenAI's ``/v1/moderations`` response for ``texts``."""
         names = MODERATION_CATEGORIES
         verdicts = await self.moderator.moderate(texts)
         return {

@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chatgate.config import KnowledgeBinding, VectorStoresConfig
 from chatgate.gateway.auth import Principal, access_of
-from chatgate.gateway.context import ChatContext, Next, Outcome
+from chatgate.gateway.context import ChatContext, ChatNext, Outcome
 from chatgate.gateway.degraded import canned_outcome
+from chatgate.gateway.operations import CHAT_ONLY
 from chatgate.gateway.registry import ModelRegistry
 from chatgate.gateway.streams import ChunkStream
 from chatgate.gateway.vector_stores import VectorStores
@@ -100,6 +101,7 @@ class KnowledgeStage:
     context fitting, limits and the cache (which see the grounded request)."""
 
     name = "knowledge"
+    operations = CHAT_ONLY
 
     def __init__(self, stores: VectorStores, config: VectorStoresConfig, registry: ModelRegistry):
         self._stores = stores
@@ -147,7 +149,7 @@ class KnowledgeStage:
                 filters=spec.filters,
                 mode=spec.search_mode,
             )
-            await self._stores.store.touch([s for s, _ in stores])
+            self._stores.activity.touched(s for s, _ in stores)
         relevant = [h for h in hits if h.similarity >= self._config.grounding_threshold]
         if not relevant:
             return validate(ChatCompletionRequest, body), Grounding([], self._config.no_answer)
@@ -168,7 +170,7 @@ class KnowledgeStage:
         body["messages"] = [*messages[:leading], grounding_message, *messages[leading:]]
         return validate(ChatCompletionRequest, body), Grounding(citations)
 
-    async def __call__(self, ctx: ChatContext, call_next: Next) -> Outcome:
+    async def __call__(self, ctx: ChatContext, call_next: ChatNext) -> Outcome:
         request, grounding = await self.apply(ctx.request, ctx.body, ctx.principal)
         if grounding is None:
             return await call_next(ctx)

@@ -18,7 +18,8 @@ from prometheus_client.registry import Collector
 
 from chatgate.config import ObservabilityConfig
 from chatgate.gateway.auth import Principal
-from chatgate.gateway.context import ChatContext
+from chatgate.gateway.context import AnyContext
+from chatgate.gateway.operations import CHAT, OPERATIONS
 from chatgate.state.bodies import BodyStore
 from chatgate.state.request_log import RECORD_FIELDS, RequestLogStore, RequestRecord
 
@@ -44,10 +45,14 @@ class RequestEnd:
     error_type: str | None = None
     request_bytes: int = 0
     response_bytes: int = 0
-    ctx: ChatContext | None = None
+    ctx: AnyContext | None = None
     request_body: bytes | None = None
     """Kept only when body logging is on."""
     response_body: bytes | None = None
+    endpoint: str = CHAT.endpoint
+    """The operation's route (its ``Operation.endpoint``)."""
+    deferred: bool = False
+    """A stream that reports its own end (the API layer does not, when the handler returns)."""
 
 
 class Metrics:
@@ -59,14 +64,14 @@ class Metrics:
         r = self.registry
         self.requests = Counter(
             "chatgate_requests",
-            "Chat requests by model and status",
-            ["model", "status"],
+            "Requests by endpoint, model and status",
+            ["endpoint", "model", "status"],
             registry=r,
         )
         self.latency = Histogram(
             "chatgate_request_duration_seconds",
             "Total request time",
-            ["model"],
+            ["endpoint", "model"],
             buckets=_LATENCY,
             registry=r,
         )
@@ -84,12 +89,20 @@ class Metrics:
             registry=r,
         )
         self.tokens = Counter(
-            "chatgate_tokens", "Tokens by model and kind", ["model", "kind"], registry=r
+            "chatgate_tokens",
+            "Tokens by endpoint, model and kind",
+            ["endpoint", "model", "kind"],
+            registry=r,
         )
-        self.cost = Counter("chatgate_cost", "Spend by model", ["model"], registry=r)
+        self.cost = Counter(
+            "chatgate_cost", "Spend by endpoint and model", ["endpoint", "model"], registry=r
+        )
         self.cache = Counter("chatgate_cache", "Cache lookups by result", ["result"], registry=r)
         self.rejections = Counter(
-            "chatgate_rejections", "Requests refused by limits and budgets", ["kind"], registry=r
+            "chatgate_rejections",
+            "Requests refused by limits and budgets",
+            ["endpoint", "kind"],
+            registry=r,
         )
         self.log_drops = Counter(
             "chatgate_request_log_drops", "Request records dropped (buffer full)", registry=r
@@ -127,7 +140,8 @@ class Observer:
         self._bodies = bodies
         self._body_buffer: deque[tuple[str, str, bytes]] = deque()
         self._config = config
-        self._known = known_models
+        self._known = known_models | {"-"}
+        self._endpoints = {op.endpoint for op in OPERATIONS}
         self.metrics = metrics
         self._buffer: deque[RequestRecord] = deque()
         self.dropped = 0
@@ -135,6 +149,9 @@ class Observer:
 
     def _label(self, model: str) -> str:
         return model if model in self._known else "unknown"
+
+    def _endpoint(self, endpoint: str) -> str:
+        return endpoint if endpoint in self._endpoints else "unknown"
 
     def finish(self, end: RequestEnd) -> None:
         """Record a finished request (any outcome). Never blocks, never raises."""
@@ -147,14 +164,14 @@ class Observer:
         ctx, principal, started, model = end.ctx, end.principal, end.started, end.model
         status, error_type = end.status, end.error_type
         total = time.monotonic() - started
-        usage = ctx.call.stats.usage if ctx is not None else None
+        usage = ctx.stats.usage if ctx is not None else None
         cost = ctx.cost() if ctx is not None else None
         marks = ctx.marks if ctx is not None else {}
         first, last = marks.get("first_chunk"), marks.get("upstream_end")
         begin = marks.get("upstream_start")
         ttft = first - started if first is not None else None
         upstream = last - begin if last is not None and begin is not None else None
-        waits = (ctx.call.stats.queue_wait_s + sum(ctx.timings.values())) if ctx else 0.0
+        waits = (ctx.stats.queue_wait_s + sum(ctx.timings.values())) if ctx else 0.0
         overhead = max(0.0, total - (upstream or 0.0) - waits) if upstream is not None else None
         prompt = usage["prompt_tokens"] if usage else 0
         completion = usage["completion_tokens"] if usage else 0
@@ -167,8 +184,8 @@ class Observer:
             key_id=key.id if key else None,
             owner=key.owner if key else None,
             model=model[:200],
-            model_served=served.name if served else None,
-            provider=served.config.provider if served else None,
+            model_served=served.name if served else _served_model(ctx),
+            provider=served.config.provider if served else (ctx.provider if ctx else None),
             status=status,
             error_type=error_type,
             prompt_tokens=prompt,
@@ -177,7 +194,7 @@ class Observer:
             cost=cost or 0.0,
             request_bytes=end.request_bytes,
             response_bytes=end.response_bytes,
-            queue_ms=(ctx.call.stats.queue_wait_s * 1000) if ctx else 0.0,
+            queue_ms=(ctx.stats.queue_wait_s * 1000) if ctx else 0.0,
             ttft_ms=ttft * 1000 if ttft is not None else None,
             upstream_ms=upstream * 1000 if upstream is not None else None,
             total_ms=total * 1000,
@@ -185,26 +202,27 @@ class Observer:
             cache=ctx.response_headers.get("x-chatgate-cache") if ctx else None,
             attempts=ctx.attempts if ctx else 0,
             stream=bool(ctx and ctx.stream),
-            priority=("critical", "normal", "low")[ctx.call.priority] if ctx else None,
+            priority=("critical", "normal", "low")[ctx.priority] if ctx else None,
+            endpoint=end.endpoint,
         )
         if ctx is not None:
             _annotate(record, ctx)
-        label = self._label(model)
+        label, where = self._label(model), self._endpoint(end.endpoint)
         m = self.metrics
-        m.requests.labels(label, str(status)).inc()
-        m.latency.labels(label).observe(total)
+        m.requests.labels(where, label, str(status)).inc()
+        m.latency.labels(where, label).observe(total)
         if ttft is not None:
             m.ttft.labels(label).observe(ttft)
         if overhead is not None:
             m.overhead.observe(overhead)
-        m.tokens.labels(label, "prompt").inc(prompt)
-        m.tokens.labels(label, "completion").inc(completion)
-        m.tokens.labels(label, "cached").inc(cached)
-        m.cost.labels(label).inc(record.cost)
+        m.tokens.labels(where, label, "prompt").inc(prompt)
+        m.tokens.labels(where, label, "completion").inc(completion)
+        m.tokens.labels(where, label, "cached").inc(cached)
+        m.cost.labels(where, label).inc(record.cost)
         if record.cache:
             m.cache.labels(record.cache).inc()
         if status == 429:
-            m.rejections.labels(error_type or "rate_limit_error").inc()
+            m.rejections.labels(where, error_type or "rate_limit_error").inc()
         events.info("request", **_fields(record))
         if not self._config.request_log:
             return
@@ -275,7 +293,15 @@ def _fields(record: RequestRecord) -> dict[str, object]:
     return {name: getattr(record, name) for name in RECORD_FIELDS}
 
 
-def _annotate(record: RequestRecord, ctx: ChatContext) -> None:
+def _served_model(ctx: AnyContext | None) -> str | None:
+    """What served an operation other than chat (chat's router names its deployment)."""
+    if ctx is None or ctx.op is CHAT or ctx.stats.usage is None:
+        return None
+    name: str = ctx.model.name
+    return None if name == "-" else name
+
+
+def _annotate(record: RequestRecord, ctx: AnyContext) -> None:
     """The record's fields from the request's template and guards."""
     record.guard_flags = ctx.guard_flags.text()
     if ctx.assignment is not None:

@@ -16,7 +16,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_random_exponential
 
 from chatgate.config import RoutingConfig
-from chatgate.gateway.context import ChatContext, Outcome
+from chatgate.gateway.context import ChatContext, Outcome, chat_call
 from chatgate.gateway.degraded import canned
 from chatgate.gateway.registry import Deployment, ModelGroup, ModelRegistry
 from chatgate.gateway.streams import ChunkStream, peek
@@ -155,9 +155,9 @@ class Router:
         try:
             async with _budget(budget):
                 if ctx.stream:
-                    stream = await peek(provider.stream(ctx.call))
+                    stream = await peek(provider.stream(chat_call(ctx)))
                 else:
-                    outcome = await provider.complete(ctx.call)
+                    outcome = await provider.complete(chat_call(ctx))
         except TimeoutError:
             deployment.in_flight -= 1
             deployment.breaker.failed()
@@ -178,6 +178,8 @@ class Router:
             raise
         deployment.breaker.succeeded()
         ctx.served_by = deployment
+        ctx.price = deployment.price
+        ctx.provider = deployment.config.provider
         ctx.marks["first_chunk"] = time.monotonic()
         if not ctx.stream:
             deployment.in_flight -= 1

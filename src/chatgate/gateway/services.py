@@ -26,7 +26,18 @@ from chatgate.gateway.embeddings import EmbeddingModels
 from chatgate.gateway.experiments import Experiments
 from chatgate.gateway.guards import Guards
 from chatgate.gateway.knowledge import KnowledgeStage
+from chatgate.gateway.moderations import Moderations
 from chatgate.gateway.observe import Metrics, Observer
+from chatgate.gateway.operations import (
+    BATCHES,
+    CHAT,
+    EMBEDDINGS,
+    FILES,
+    MODERATIONS,
+    VECTOR_STORE_FILES,
+    VECTOR_STORE_SEARCH,
+    run_deferred,
+)
 from chatgate.gateway.pipeline import Pipeline
 from chatgate.gateway.prompts import PromptLibrary, check_directory
 from chatgate.gateway.registry import ModelRegistry
@@ -40,8 +51,8 @@ from chatgate.gateway.stages import (
     GuardStage,
     RateLimitStage,
 )
+from chatgate.gateway.telemetry import Telemetry, telemetry_from_config
 from chatgate.gateway.tokens import TokenSigner
-from chatgate.gateway.tracing import tracing_from_config
 from chatgate.gateway.vector_stores import VectorStores
 from chatgate.limits import Limiter, MemoryLimiter, RedisLimiter
 from chatgate.limits.waiting import PriorityGate
@@ -91,9 +102,9 @@ def validate_secrets(settings: Settings) -> str | None:
             check_directory(settings.prompts.directory)
         except PromptError as exc:
             raise ConfigError(f"prompts.directory: {exc.message}") from None
-    tracing = tracing_from_config(settings.observability)  # the otel extra is installed
-    if tracing is not None:
-        tracing.shutdown()
+    telemetry = telemetry_from_config(settings.observability)  # the otel extra is installed
+    if telemetry is not None:
+        telemetry.shutdown()
     return master_key(settings)
 
 
@@ -115,7 +126,9 @@ def store(settings: Settings) -> Database:
 
 
 class Services:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, telemetry: Telemetry | None = None):
+        """``telemetry``: instead of what ``observability`` configures (tests read spans and
+        metrics from memory)."""
         master = master_key(settings)
         self.settings = settings
         self.db = store(settings)
@@ -138,7 +151,7 @@ class Services:
         self.registry = ModelRegistry.from_settings(settings, created=int(time.time()))
         self.embedding_models = EmbeddingModels.from_settings(settings, created=int(time.time()))
         self.metrics = Metrics()
-        self.tracing = tracing_from_config(settings.observability)
+        self.telemetry = telemetry or telemetry_from_config(settings.observability)
         limits = settings.limits
         self.redis = RedisClients(settings.redis)
         self.limiter: Limiter = (
@@ -164,6 +177,7 @@ class Services:
         self.feedback = FeedbackStore(self.db)
         self.files = FileStore(self.db, self.keyring)
         self.guards = Guards(settings.guards)
+        self.moderations = Moderations(self.guards)
         self.prompts = PromptLibrary(
             PromptStore(self.db),
             poll_interval=settings.prompts.poll_interval,
@@ -185,29 +199,43 @@ class Services:
                 DeadlineStage(),
                 self.cache,
             ],
-            Router(
-                self.registry,
-                settings.routing,
-                lambda model, status: self.metrics.upstream_errors.labels(model, str(status)).inc(),
-            ),
+            {
+                EMBEDDINGS: self.embedding_models,
+                MODERATIONS: self.moderations,
+                VECTOR_STORE_SEARCH: self.vector_stores,
+                VECTOR_STORE_FILES: self.vector_stores.runner.embed_chunks,
+                FILES: run_deferred,
+                BATCHES: run_deferred,
+                CHAT: Router(
+                    self.registry,
+                    settings.routing,
+                    lambda model, status: self.metrics.upstream_errors.labels(
+                        model, str(status)
+                    ).inc(),
+                ),
+            },
             request_timeout=settings.server.request_timeout,
             auto=AutoModels(settings.auto_models, self.registry),
-            tracing=self.tracing,
+            telemetry=self.telemetry,
             prompts=self.prompts,
             experiments=Experiments(settings.experiments, self.registry),
         )
         known = {name for g in self.registry.groups for name in (g.name, *g.aliases)}
+        known |= set(self.embedding_models.names()) | {self.moderations.target.name}
         known |= {a.name for a in settings.auto_models}
         self.request_log = RequestLogStore(self.db)
         self.observer = Observer(
             self.request_log, settings.observability, known, self.bodies, self.metrics
         )
+        self.vector_stores.runner.governed_by(self.pipeline, self.observer, self.keys)
         self.batches = BatchStore(self.db, self.keyring)
         self.batch_runner = BatchRunner(
             store=self.batches,
             files=self.files,
             keys=self.keys,
-            answerer=LineAnswerer(self.pipeline, self.observer, self.guards),
+            answerer=LineAnswerer(
+                self.pipeline, self.observer, self.moderations, self.embedding_models
+            ),
             config=settings.batches,
             files_config=settings.files,
         )
@@ -303,6 +331,7 @@ class Services:
             await self.vector_stores.runner.close()
         await self.registry.close()
         await self.embedding_models.close()
+        await self.vector_stores.close()
         await self.limiter.close()
         await self.budgets.close()
         await self.budget_counters.close()
@@ -312,5 +341,5 @@ class Services:
         await self.authenticator.close()
         await self.observer.close()
         await self.db.close()
-        if self.tracing is not None:
-            self.tracing.shutdown()
+        if self.telemetry is not None:
+            self.telemetry.shutdown()

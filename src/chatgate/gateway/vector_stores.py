@@ -6,13 +6,18 @@ Objects are rendered here in OpenAI's shapes; the HTTP layer only parses and ans
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from chatgate.config import ConfigError, VectorStoresConfig
-from chatgate.gateway.embeddings import EmbeddingModels
+from chatgate.gateway.context import Context
+from chatgate.gateway.embeddings import EmbeddingModel, EmbeddingModels, served
 from chatgate.gateway.ingest import IngestRunner
+from chatgate.gateway.operations import rough_tokens
+from chatgate.gateway.store_activity import StoreActivity
 from chatgate.protocol import InvalidRequestError, NotFoundError
 from chatgate.protocol.vector_stores import (
     FileBatchEntry,
@@ -36,7 +41,23 @@ from chatgate.state.vector_stores import (
     new_id,
 )
 
-__all__ = ["VectorStores", "hit_json"]
+__all__ = ["SearchContext", "StoreSearch", "VectorStores", "hit_json"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSearch:
+    """A search's request, with the store it searches (looked up before the pipeline runs)."""
+
+    store: VectorStoreInfo
+    request: VectorStoreSearchRequest
+    queries: list[str]
+
+    @property
+    def input_tokens(self) -> int:
+        return rough_tokens(self.queries)
+
+
+SearchContext = Context[StoreSearch, EmbeddingModel]
 
 
 def _chunking(value: dict[str, Any] | None) -> dict[str, Any]:
@@ -102,6 +123,7 @@ class VectorStores:
         self._models = models
         self._config = config
         self.runner = IngestRunner(store, files, models, config)
+        self.activity = StoreActivity(store)
         self.searcher = Searcher(
             store,
             self._embed_queries,
@@ -110,8 +132,15 @@ class VectorStores:
             rrf_k=config.rrf_k,
         )
 
+    def touched(self, store_id: str) -> None:
+        self.activity.touched([store_id])
+
+    async def close(self) -> None:
+        await self.activity.close()
+
     async def start(self) -> None:
         """Choose the vector backend: pgvector where configured or (``auto``) available."""
+        await self.activity.start()
         wanted = self._config.dense
         if wanted == "memory":
             return
@@ -127,13 +156,13 @@ class VectorStores:
     def dense_backend(self) -> str:
         return "pgvector" if isinstance(self.searcher.dense, PgvectorDense) else "memory"
 
-    async def _embed_queries(self, model: str, queries: list[str]) -> np.ndarray:
+    async def _embed_queries(self, model: str, queries: list[str]) -> tuple[np.ndarray, int]:
         result = await self._models.resolve(model).provider.embed(queries)
         vectors = result.vectors
         unit: np.ndarray = vectors / np.maximum(
             np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12
         )
-        return unit
+        return unit, result.prompt_tokens
 
     def _embedding_model(self) -> str:
         if self._config.embedding_model is not None:
@@ -306,9 +335,11 @@ class VectorStores:
 
     # -- search ---------------------------------------------------------------------------
 
-    async def search(
+    async def searchable(
         self, store_id: str, request: VectorStoreSearchRequest, access: FileAccess
-    ) -> dict[str, Any]:
+    ) -> tuple[StoreSearch, EmbeddingModel]:
+        """What a search needs before it runs: the store (404, 400 expired), some query text,
+        and the store's embedding model (the pipeline's target: the query is embedded with it)."""
         info = await self.find(store_id, access)
         if info.expired:
             raise InvalidRequestError(
@@ -317,16 +348,27 @@ class VectorStores:
         queries = [request.query] if isinstance(request.query, str) else request.query
         if not any(q.strip() for q in queries):
             raise InvalidRequestError("'query' must contain some text.", param="query")
+        return StoreSearch(info, request, queries), self._models.resolve(info.embedding_model)
+
+    async def __call__(self, ctx: SearchContext) -> dict[str, Any]:
+        """The pipeline's innermost step for a vector store search."""
+        search = ctx.request
+        request, queries, store_id = search.request, search.queries, search.store.id
         ranking = request.ranking_options
+        tokens: list[int] = []
+        ctx.marks["upstream_start"] = time.monotonic()
         hits = await self.searcher.search(
-            [(store_id, info.embedding_model)],
+            [(store_id, search.store.embedding_model)],
             queries,
             limit=request.max_num_results,
             filters=request.filters,
             mode=request.search_mode,
             score_threshold=ranking.score_threshold if ranking else 0.0,
+            usage=tokens,
         )
-        await self.store.touch([store_id])
+        ctx.marks["upstream_end"] = time.monotonic()
+        served(ctx, ctx.model, sum(tokens))
+        self.touched(store_id)
         return {
             "object": "vector_store.search_results.page",
             "search_query": queries,

@@ -13,7 +13,7 @@ class BatchCreateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     input_file_id: Annotated[str, Field(min_length=1)]
-    endpoint: Literal["/v1/chat/completions", "/v1/moderations"]
+    endpoint: Literal["/v1/chat/completions", "/v1/embeddings", "/v1/moderations"]
     completion_window: Literal["24h"]
     metadata: dict[str, Annotated[str, Field(max_length=512)]] | None = Field(
         default=None, max_length=16

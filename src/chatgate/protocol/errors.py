@@ -36,6 +36,7 @@ __all__ = [
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
+    "RequestTooLargeError",
     "ServiceUnavailableError",
     "TooManyRequestsError",
     "UnsupportedParameterError",
@@ -114,6 +115,11 @@ class TooManyRequestsError(ChatgateError):
     status = 429
     type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
+
+
+class RequestTooLargeError(TooManyRequestsError):
+    """A request larger than a tokens-per-minute limit: it can never be admitted (the wire shape
+    is the 429 of any rate limit, as OpenAI's; callers that would retry can tell it apart)."""
 
 
 class ConflictError(ChatgateError):

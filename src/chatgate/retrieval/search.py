@@ -40,8 +40,8 @@ class Hit:
     end: int = 0
 
 
-Embed = Callable[[str, list[str]], Awaitable[np.ndarray]]
-"""(embedding model, queries) -> unit query vectors."""
+Embed = Callable[[str, list[str]], Awaitable[tuple[np.ndarray, int]]]
+"""(embedding model, queries) -> (unit query vectors, input tokens the model used)."""
 
 
 class Searcher:
@@ -79,8 +79,10 @@ class Searcher:
         filters: ComparisonFilter | CompoundFilter | None = None,
         mode: SearchMode = "hybrid",
         score_threshold: float = 0.0,
+        usage: list[int] | None = None,
     ) -> list[Hit]:
-        """The best ``limit`` chunks across ``stores`` (``(store id, embedding model)``)."""
+        """The best ``limit`` chunks across ``stores`` (``(store id, embedding model)``); the
+        tokens of each query embedding are appended to ``usage``."""
         versions = await self._store.versions([s for s, _ in stores])
         hits: list[Hit] = []
         query_vectors: dict[str, np.ndarray] = {}
@@ -88,7 +90,9 @@ class Searcher:
             if store_id not in versions:
                 continue
             if model not in query_vectors:
-                query_vectors[model] = await self._embed(model, queries)
+                query_vectors[model], tokens = await self._embed(model, queries)
+                if usage is not None:
+                    usage.append(tokens)
             hits += await self._search_one(
                 store_id,
                 versions[store_id],

@@ -19,7 +19,7 @@ from chatgate.state.tables import RequestLogRow
 
 __all__ = ["GROUPS", "RECORD_FIELDS", "RequestLogStore", "RequestRecord", "UsageRow", "WindowStats"]
 
-GROUPS = ("key", "owner", "model", "day", "prompt")
+GROUPS = ("key", "owner", "model", "day", "prompt", "endpoint")
 
 
 @dataclass(slots=True)
@@ -54,6 +54,7 @@ class RequestRecord:
     guard_flags: str | None = None
     experiment: str | None = None
     variant: str | None = None
+    endpoint: str = "/v1/chat/completions"
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +227,7 @@ class RequestLogStore:
 
     async def usage(
         self,
-        group_by: Literal["key", "owner", "model", "day", "prompt"],
+        group_by: Literal["key", "owner", "model", "day", "prompt", "endpoint"],
         start: float | None = None,
         end: float | None = None,
     ) -> list[UsageRow]:
@@ -242,6 +243,7 @@ class RequestLogStore:
                 "key": RequestLogRow.key_id,
                 "owner": RequestLogRow.owner,
                 "model": RequestLogRow.model,
+                "endpoint": RequestLogRow.endpoint,
             }[group_by]
         query = select(
             column.label("group"),

@@ -151,6 +151,7 @@ class RequestLogRow(Base):
     guard_flags: Mapped[str | None] = mapped_column(String(500))
     experiment: Mapped[str | None] = mapped_column(String(64))
     variant: Mapped[str | None] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(64), server_default="/v1/chat/completions")
 
     __table_args__ = (Index("ix_request_log_experiment", "experiment", "variant"),)
 

@@ -315,39 +315,48 @@ class VectorStoreStore:
             )
         return store_id
 
-    async def _info(self, row: VectorStoreRow) -> VectorStoreInfo:
-        counts = dict.fromkeys(FILE_STATUSES, 0)
+    async def _infos(self, rows: Sequence[VectorStoreRow]) -> list[VectorStoreInfo]:
+        """The stores of ``rows`` with their file counts and usage: one grouped query for all
+        of them (not one per store)."""
+        if not rows:
+            return []
+        counts = {row.id: dict.fromkeys(FILE_STATUSES, 0) for row in rows}
+        usage = dict.fromkeys(counts, 0)
         async with self._db.session() as session:
             grouped = await session.execute(
                 select(
+                    VectorStoreFileRow.vector_store_id,
                     VectorStoreFileRow.status,
                     func.count(),
                     func.coalesce(func.sum(VectorStoreFileRow.usage_bytes), 0),
                 )
-                .where(VectorStoreFileRow.vector_store_id == row.id)
-                .group_by(VectorStoreFileRow.status)
+                .where(VectorStoreFileRow.vector_store_id.in_(list(counts)))
+                .group_by(VectorStoreFileRow.vector_store_id, VectorStoreFileRow.status)
             )
-            usage = 0
-            for status, count, used in grouped:
-                counts[status] = int(count)
-                usage += int(used)
-        counts["total"] = sum(counts[s] for s in FILE_STATUSES)
-        return VectorStoreInfo(
-            row.id,
-            row.key_id,
-            row.owner,
-            row.name,
-            row.description,
-            row.store_metadata,
-            row.expires_after,
-            row.expires_at,
-            row.last_active_at,
-            row.created_at,
-            row.embedding_model,
-            row.version,
-            counts,
-            usage,
-        )
+            for store_id, status, count, used in grouped:
+                counts[store_id][status] = int(count)
+                usage[store_id] += int(used)
+        for store_counts in counts.values():
+            store_counts["total"] = sum(store_counts[s] for s in FILE_STATUSES)
+        return [
+            VectorStoreInfo(
+                row.id,
+                row.key_id,
+                row.owner,
+                row.name,
+                row.description,
+                row.store_metadata,
+                row.expires_after,
+                row.expires_at,
+                row.last_active_at,
+                row.created_at,
+                row.embedding_model,
+                row.version,
+                counts[row.id],
+                usage[row.id],
+            )
+            for row in rows
+        ]
 
     async def get(self, store_id: str, access: FileAccess) -> VectorStoreInfo | None:
         query = select(VectorStoreRow).where(VectorStoreRow.id == store_id)
@@ -356,7 +365,7 @@ class VectorStoreStore:
             query = query.where(condition)
         async with self._db.session() as session:
             row = await session.scalar(query)
-        return None if row is None else await self._info(row)
+        return None if row is None else (await self._infos([row]))[0]
 
     async def list_stores(
         self, access: FileAccess, *, after: str | None, limit: int, descending: bool
@@ -379,7 +388,7 @@ class VectorStoreStore:
                     )
             order = page_order(VectorStoreRow.created_at, VectorStoreRow.id, descending=descending)
             rows = (await session.scalars(query.order_by(*order).limit(limit + 1))).all()
-        return [await self._info(r) for r in rows[:limit]], len(rows) > limit
+        return await self._infos(rows[:limit]), len(rows) > limit
 
     async def update(self, store_id: str, changes: dict[str, Any]) -> None:
         """Apply ``name``, ``metadata`` and ``expires_after`` changes (keys present = set)."""
@@ -415,13 +424,21 @@ class VectorStoreStore:
             await session.execute(delete(VectorStoreRow).where(VectorStoreRow.id == store_id))
 
     async def embedding_model(self, store_id: str) -> str:
+        return (await self.owner_of(store_id))[2]
+
+    async def owner_of(self, store_id: str) -> tuple[str | None, str | None, str]:
+        """The store's key id, owner and embedding model (``LookupError`` if it is gone)."""
         async with self._db.session() as session:
-            model = await session.scalar(
-                select(VectorStoreRow.embedding_model).where(VectorStoreRow.id == store_id)
-            )
-        if model is None:
+            row = (
+                await session.execute(
+                    select(
+                        VectorStoreRow.key_id, VectorStoreRow.owner, VectorStoreRow.embedding_model
+                    ).where(VectorStoreRow.id == store_id)
+                )
+            ).first()
+        if row is None:
             raise LookupError(store_id)
-        return str(model)
+        return row[0], row[1], str(row[2])
 
     async def versions(self, store_ids: Sequence[str]) -> dict[str, int]:
         async with self._db.session() as session:

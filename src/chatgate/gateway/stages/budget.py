@@ -11,11 +11,13 @@ import datetime
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from typing import Any
 
 from chatgate.budgets import BudgetCounters, BudgetsUnavailable
 from chatgate.config import BudgetsConfig, BudgetSpec, LimitsConfig
-from chatgate.gateway.context import ChatContext, Next, Outcome
+from chatgate.gateway.context import AnyContext, Next
 from chatgate.gateway.degraded import canned
+from chatgate.gateway.operations import CHAT
 from chatgate.gateway.streams import ChunkStream, peek
 from chatgate.protocol import (
     ChatCompletionChunk,
@@ -57,6 +59,7 @@ def _caps(scope: str, spec: BudgetSpec | dict[str, float] | None) -> list[tuple[
 
 class BudgetStage:
     name = "budget"
+    operations = None
 
     def __init__(
         self,
@@ -72,7 +75,7 @@ class BudgetStage:
         self._pending: defaultdict[tuple[str, str], float] = defaultdict(float)
         self._task: asyncio.Task[None] | None = None
 
-    def caps(self, ctx: ChatContext) -> list[tuple[str, float]]:
+    def caps(self, ctx: AnyContext) -> list[tuple[str, float]]:
         key = ctx.principal.key
         if key is None:
             return []
@@ -82,7 +85,7 @@ class BudgetStage:
             caps += _caps(f"owner:{key.owner}", owner)
         return caps
 
-    async def __call__(self, ctx: ChatContext, call_next: Next) -> Outcome:
+    async def __call__(self, ctx: AnyContext, call_next: Next) -> Any:
         caps = self.caps(ctx)
         if not caps:
             return await call_next(ctx)
@@ -93,8 +96,7 @@ class BudgetStage:
                 "`pricing` for the model.",
                 code="unpriced_model",
             )
-        request = ctx.request
-        completion = (request.completion_limit or self._reserve_tokens) * request.choice_count
+        completion = ctx.output_reserve(self._reserve_tokens)
         reserved = price.most(await ctx.prompt_tokens(), completion)
         names = [name for name, _ in caps]
         try:
@@ -105,7 +107,7 @@ class BudgetStage:
                 "Budgets cannot be checked right now; retry shortly.", code="budgets_unavailable"
             ) from None
         if refused is not None:
-            degraded = await canned(ctx, "quota")
+            degraded = await canned(ctx, "quota") if ctx.op is CHAT else None
             if degraded is not None:
                 return degraded
             scope, _, period = refused.rpartition("|")
@@ -125,7 +127,7 @@ class BudgetStage:
         return outcome
 
     async def _settled(
-        self, chunks: ChunkStream, ctx: ChatContext, names: list[str], reserved: float
+        self, chunks: ChunkStream, ctx: AnyContext, names: list[str], reserved: float
     ) -> AsyncIterator[ChatCompletionChunk]:
         try:
             async for chunk in chunks:
@@ -135,7 +137,7 @@ class BudgetStage:
             await self._settle(ctx, names, reserved, ctx.cost())
 
     async def _settle(
-        self, ctx: ChatContext, names: list[str], reserved: float, actual: float | None
+        self, ctx: AnyContext, names: list[str], reserved: float, actual: float | None
     ) -> None:
         spent = reserved if actual is None else actual  # unknown usage: keep the reservation
         try:

@@ -37,7 +37,8 @@ from chatgate.cache import (
 from chatgate.cache.keys import partition_key, user_text
 from chatgate.cache.semantic import SemanticIndex
 from chatgate.config import CacheConfig
-from chatgate.gateway.context import ChatContext, Next, Outcome
+from chatgate.gateway.context import ChatContext, ChatNext, Outcome
+from chatgate.gateway.operations import CHAT_ONLY
 from chatgate.gateway.streams import ChunkStream, peek
 from chatgate.protocol import (
     ChatCompletion,
@@ -134,6 +135,7 @@ Embed = Callable[[str], Awaitable[np.ndarray]]
 
 class CacheStage:
     name = "cache"
+    operations = CHAT_ONLY
 
     def __init__(self, cache: ResponseCache, config: CacheConfig, embed: Embed | None = None):
         self._cache = cache
@@ -157,7 +159,7 @@ class CacheStage:
             return None
         return _Semantic(partition_key(ctx.model.name, ctx.request, scope), vector, text)
 
-    async def __call__(self, ctx: ChatContext, call_next: Next) -> Outcome:
+    async def __call__(self, ctx: ChatContext, call_next: ChatNext) -> Outcome:
         mode = ctx.headers.get(CACHE_HEADER, "").strip().lower()
         if mode not in ("", "use", "refresh", "bypass"):
             raise InvalidRequestError(
@@ -204,7 +206,7 @@ class CacheStage:
             return await peek(flight.follow())
         return await flight.answer()
 
-    async def _pump(self, ctx: ChatContext, call_next: Next, flight: Flight) -> None:
+    async def _pump(self, ctx: ChatContext, call_next: ChatNext, flight: Flight) -> None:
         completion: ChatCompletion | None = None
         error: BaseException | None = None
         try:
@@ -214,7 +216,7 @@ class CacheStage:
                     async with contextlib.aclosing(outcome) as chunks:
                         async for chunk in chunks:
                             flight.push(chunk)
-                    completion = assemble(flight.chunks, ctx.call.stats.usage)
+                    completion = assemble(flight.chunks, ctx.stats.usage)
                 else:
                     completion = outcome
         except TimeoutError:

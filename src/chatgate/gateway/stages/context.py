@@ -8,7 +8,8 @@ newest turn.
 
 from __future__ import annotations
 
-from chatgate.gateway.context import ChatContext, Next, Outcome
+from chatgate.gateway.context import ChatContext, ChatNext, Outcome
+from chatgate.gateway.operations import CHAT_ONLY
 from chatgate.protocol import ContextLengthExceededError
 from chatgate.protocol.chat import DeveloperMessage, Message, SystemMessage, UserMessage
 
@@ -50,8 +51,9 @@ def _exceeded(window: int, prompt: int, limit: int | None) -> ContextLengthExcee
 
 class ContextStage:
     name = "context"
+    operations = CHAT_ONLY
 
-    async def __call__(self, ctx: ChatContext, call_next: Next) -> Outcome:
+    async def __call__(self, ctx: ChatContext, call_next: ChatNext) -> Outcome:
         ctx.body.pop("context", None)  # our extension never goes upstream
         window = ctx.model.provider.context_window()
         if window is None:
@@ -93,7 +95,6 @@ class ContextStage:
             dropped.update(victim)
             kept = [m for i, m in enumerate(messages) if i not in dropped]
             ctx.request = request.model_copy(update={"messages": kept})
-            ctx.call.request = ctx.request
             ctx.forget_prompt_tokens()
             prompt = await ctx.prompt_tokens()
         if dropped:

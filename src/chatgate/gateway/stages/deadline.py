@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
-from chatgate.gateway.context import ChatContext, Next, Outcome
+from chatgate.gateway.context import AnyContext, Next
 from chatgate.gateway.streams import ChunkStream, peek, with_deadline
 from chatgate.protocol import UpstreamTimeoutError
 
@@ -14,8 +15,9 @@ __all__ = ["DeadlineStage"]
 
 class DeadlineStage:
     name = "deadline"
+    operations = None
 
-    async def __call__(self, ctx: ChatContext, call_next: Next) -> Outcome:
+    async def __call__(self, ctx: AnyContext, call_next: Next) -> Any:
         try:
             async with asyncio.timeout(max(ctx.deadline - time.monotonic(), 0.0)):
                 outcome = await call_next(ctx)

@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from chatgate.config import GuardPolicy
-from chatgate.gateway.context import ChatContext, Next, Outcome
+from chatgate.gateway.context import ChatContext, ChatNext, Outcome
 from chatgate.gateway.degraded import canned_outcome
 from chatgate.gateway.guards import GUARD_HEADER, Guards
+from chatgate.gateway.operations import CHAT_ONLY
 from chatgate.gateway.streams import ChunkStream, peek
 from chatgate.guards.pii import Pseudonyms, StreamRestorer
 from chatgate.guards.verdict import Verdict, combine
@@ -115,7 +116,6 @@ class _Run:
             ctx = self.ctx
             ctx.body["messages"] = changed
             ctx.request = validate(ChatCompletionRequest, ctx.body)
-            ctx.call.request = ctx.request
             ctx.forget_prompt_tokens()
         if mode != "pseudonymize":
             self.pseudonyms = None  # nothing to put back
@@ -235,11 +235,12 @@ class _Blocked(Exception):
 
 class GuardStage:
     name = "guard"
+    operations = CHAT_ONLY
 
     def __init__(self, guards: Guards):
         self.guards = guards
 
-    async def __call__(self, ctx: ChatContext, call_next: Next) -> Outcome:
+    async def __call__(self, ctx: ChatContext, call_next: ChatNext) -> Outcome:
         template_policy = ctx.prompt.guard_policy if ctx.prompt is not None else None
         chosen = self.guards.policy(template_policy, ctx.principal, ctx.model.name)
         if chosen is None:

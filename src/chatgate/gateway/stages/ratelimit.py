@@ -7,10 +7,12 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from chatgate.config import LimitsConfig, LimitSpec
-from chatgate.gateway.context import ChatContext, Next, Outcome
+from chatgate.gateway.context import AnyContext, Next
 from chatgate.gateway.degraded import canned
+from chatgate.gateway.operations import CHAT
 from chatgate.gateway.streams import ChunkStream, peek
 from chatgate.limits import (
     Decision,
@@ -22,6 +24,7 @@ from chatgate.limits import (
 from chatgate.limits.waiting import PRIORITY_NAMES, PriorityGate
 from chatgate.protocol import (
     ChatCompletionChunk,
+    RequestTooLargeError,
     ServiceUnavailableError,
     TooManyRequestsError,
 )
@@ -31,6 +34,8 @@ __all__ = ["PRIORITY_HEADER", "RateLimitStage"]
 log = logging.getLogger("chatgate.limits")
 
 PRIORITY_HEADER = "x-chatgate-priority"
+"""``critical``, ``normal`` or ``low``: the order in which waiting requests are served (capped
+by the key's own priority)."""
 
 
 def _scope(name: str, spec: LimitSpec | dict[str, int] | None) -> ScopeLimit | None:
@@ -43,6 +48,7 @@ def _scope(name: str, spec: LimitSpec | dict[str, int] | None) -> ScopeLimit | N
 
 class RateLimitStage:
     name = "rate_limit"
+    operations = None
 
     def __init__(self, limiter: Limiter, config: LimitsConfig, gate: PriorityGate):
         self._limiter = limiter
@@ -50,7 +56,7 @@ class RateLimitStage:
         self.gate = gate
         self.backend_errors = 0
 
-    def limits(self, ctx: ChatContext) -> list[ScopeLimit]:
+    def limits(self, ctx: AnyContext) -> list[ScopeLimit]:
         config = self._config
         key = ctx.principal.key
         candidates = [
@@ -64,7 +70,7 @@ class RateLimitStage:
             candidates.append(_scope(f"key:{key.id}", key.limits or config.key_default))
         return [c for c in candidates if c is not None]
 
-    def priority(self, ctx: ChatContext, asked: str | None) -> int:
+    def priority(self, ctx: AnyContext, asked: str | None) -> int:
         key = ctx.principal.key
         ceiling = PRIORITY_NAMES.index(key.priority) if key and key.priority else 1
         if ctx.principal.key is None:
@@ -72,8 +78,8 @@ class RateLimitStage:
         wanted = PRIORITY_NAMES.index(asked) if asked in PRIORITY_NAMES else max(ceiling, 1)
         return max(wanted, ceiling)
 
-    async def __call__(self, ctx: ChatContext, call_next: Next) -> Outcome:
-        ctx.call.priority = self.priority(ctx, ctx.headers.get(PRIORITY_HEADER))
+    async def __call__(self, ctx: AnyContext, call_next: Next) -> Any:
+        ctx.priority = self.priority(ctx, ctx.headers.get(PRIORITY_HEADER))
         limits = self.limits(ctx)
         if not limits:
             return await call_next(ctx)
@@ -85,7 +91,7 @@ class RateLimitStage:
             return await self._acquire(rid, limits, tokens, lease)
 
         started = time.monotonic()
-        if self.gate.ahead(ctx.call.priority):
+        if self.gate.ahead(ctx.priority):
             decision = Decision(False, 0.0, None, ())  # others wait already: queue behind them
         else:
             decision = await attempt()
@@ -95,14 +101,15 @@ class RateLimitStage:
             wait = key.queue_timeout
         if not decision.admitted and not decision.never and wait > 0:
             until = min(ctx.deadline, time.monotonic() + wait)
-            decision = await self.gate.wait(ctx.call.priority, attempt, decision, until)
+            decision = await self.gate.wait(ctx.priority, attempt, decision, until)
         ctx.timings["limit"] = time.monotonic() - started
         headers = rate_limit_headers(decision)
         if not decision.admitted:
-            degraded = await canned(ctx, "quota")
+            degraded = await canned(ctx, "quota") if ctx.op is CHAT else None
             if degraded is not None:
                 return degraded
-            raise TooManyRequestsError(_refusal_message(decision, tokens), headers=headers)
+            refusal = RequestTooLargeError if decision.never else TooManyRequestsError
+            raise refusal(_refusal_message(decision, tokens), headers=headers)
         ctx.response_headers.update(headers)
         try:
             outcome = await call_next(ctx)
@@ -111,16 +118,14 @@ class RateLimitStage:
             raise
         if isinstance(outcome, ChunkStream):
             return await peek(self._settled(outcome, ctx, rid, limits, tokens))
-        usage = outcome.get("usage")
+        usage = ctx.stats.usage or (outcome.get("usage") if isinstance(outcome, dict) else None)
         used = usage["total_tokens"] if usage else tokens
         await self._finish(rid, limits, 0 if ctx.served_from else used)
         return outcome
 
-    async def _reservation(self, ctx: ChatContext) -> int:
-        request = ctx.request
+    async def _reservation(self, ctx: AnyContext) -> int:
         prompt = await ctx.prompt_tokens()
-        completion = request.completion_limit or self._config.completion_reserve
-        return prompt + completion * request.choice_count
+        return prompt + ctx.output_reserve(self._config.completion_reserve)
 
     async def _acquire(
         self, rid: str, limits: list[ScopeLimit], tokens: int, lease: float
@@ -140,7 +145,7 @@ class RateLimitStage:
     async def _settled(
         self,
         chunks: ChunkStream,
-        ctx: ChatContext,
+        ctx: AnyContext,
         rid: str,
         limits: list[ScopeLimit],
         reserved: int,
@@ -150,7 +155,7 @@ class RateLimitStage:
                 yield chunk
         finally:
             await chunks.aclose()
-            usage = ctx.call.stats.usage
+            usage = ctx.stats.usage
             used = usage["total_tokens"] if usage else reserved
             await self._finish(rid, limits, 0 if ctx.served_from else used)
 
