@@ -1,6 +1,6 @@
 """The Batch API end to end with the official SDK: files in, batches through their lifecycle,
 output and error files in OpenAI's shapes, validation that loads nothing half-way, ownership,
-cancellation, and moderation batches."""
+cancellation, and moderation and embeddings batches."""
 
 from __future__ import annotations
 
@@ -45,6 +45,13 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway,
                 "base_url": fake.base_url,
                 "upstream_model": "sleep-0.3-echo",
             },
+        ],
+        "embedding_models": [
+            {
+                "name": "text-embedding-3-small",
+                "provider": "openai_compat",
+                "base_url": fake.base_url,
+            }
         ],
     }
     server = start_gateway(
@@ -304,6 +311,64 @@ def test_a_moderation_batch(gateway: tuple[Gateway, FakeUpstream]) -> None:
         for o in map(json.loads, client.files.content(done.output_file_id).text.splitlines())
     }
     assert results == {"calm": False, "threat": True}
+
+
+def embedding_line(custom_id: str, **body: Any) -> dict[str, Any]:
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/embeddings",
+        "body": {"model": "text-embedding-3-small", **body},
+    }
+
+
+def test_an_embeddings_batch(gateway: tuple[Gateway, FakeUpstream]) -> None:
+    server, _ = gateway
+    client = client_for(server)
+    lines = [
+        embedding_line("one", input="the first text"),
+        embedding_line("many", input=["alpha beta", "gamma"]),
+        embedding_line("packed", input="base64 please", encoding_format="base64"),
+        embedding_line("unknown", input="x", model="no-such-embedder"),
+    ]
+    source = client.files.create(file=("in.jsonl", jsonl(lines)), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=source.id, endpoint="/v1/embeddings", completion_window="24h"
+    )
+    done = wait_for(client, batch.id, {"completed", "failed"})
+    assert done.status == "completed", done
+    assert done.request_counts is not None
+    assert (done.request_counts.completed, done.request_counts.failed) == (3, 1)
+    assert done.output_file_id is not None and done.error_file_id is not None
+    answers = {
+        o["custom_id"]: o["response"]
+        for o in map(json.loads, client.files.content(done.output_file_id).text.splitlines())
+    }
+    assert {a["status_code"] for a in answers.values()} == {200}
+    for custom_id in ("one", "many"):  # OpenAI's schema knows float vectors only, not base64
+        assert_openai_shape(answers[custom_id]["body"], "CreateEmbeddingResponse")
+    assert [len(answers[c]["body"]["data"]) for c in ("one", "many", "packed")] == [1, 2, 1]
+    assert answers["one"]["body"]["usage"]["prompt_tokens"] == 3
+    assert isinstance(answers["packed"]["body"]["data"][0]["embedding"], str)  # base64
+    (failed,) = map(json.loads, client.files.content(done.error_file_id).text.splitlines())
+    assert failed["custom_id"] == "unknown"
+    assert failed["response"]["status_code"] == 404
+
+
+def test_an_embeddings_batch_holds_at_most_50000_inputs(
+    gateway: tuple[Gateway, FakeUpstream],
+) -> None:
+    server, _ = gateway
+    client = client_for(server)
+    lines = [embedding_line("huge", input=["w"] * 50_000), embedding_line("one", input="more")]
+    source = client.files.create(file=("in.jsonl", jsonl(lines)), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=source.id, endpoint="/v1/embeddings", completion_window="24h"
+    )
+    done = wait_for(client, batch.id, {"completed", "failed"})
+    assert done.status == "failed"
+    assert done.errors is not None and done.errors.data is not None
+    assert [e.code for e in done.errors.data] == ["too_many_inputs"]
 
 
 def cli(server: Gateway, *args: str) -> subprocess.CompletedProcess[str]:

@@ -39,6 +39,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         if i % 3 == 0:
             body["temperature"] = 0
         post_json(f"{server.base_url}/chat/completions", body)
+    for i in range(3):
+        post_json(f"{server.base_url}/moderations", {"input": f"calm words {i}"})
     yield server
     server.stop()
     fake.stop()
@@ -48,16 +50,18 @@ def data(gateway: Gateway) -> dict[str, Any]:
     deadline = time.monotonic() + 10
     while True:
         body: dict[str, Any] = raw(f"{gateway.url}/admin/dashboard?hours=1").json()
-        if body["totals"]["requests"] >= 12 or time.monotonic() > deadline:
+        if body["totals"]["requests"] >= 15 or time.monotonic() > deadline:
             return body
         time.sleep(0.1)  # polling for the batched write, bounded
 
 
 def test_dashboard_data(gateway: Gateway) -> None:
     body = data(gateway)
-    assert body["totals"]["requests"] == 12
-    assert [m["model"] for m in body["models"]] == ["echo"]
-    assert sum(body["series"]["requests"]) == 12
+    assert body["totals"]["requests"] == 15
+    endpoints = {e["endpoint"]: e["requests"] for e in body["endpoints"]}
+    assert endpoints == {"/v1/chat/completions": 12, "/v1/moderations": 3}
+    assert [m["model"] for m in body["models"]] == ["chatgate-moderation-rules", "echo"]
+    assert sum(body["series"]["requests"]) == 15
     assert len(body["series"]["time"]) == len(body["series"]["p95_ms"]) > 10
     assert raw(f"{gateway.url}/admin/dashboard?hours=-1").status == 400
 

@@ -76,6 +76,10 @@ def test_store_lifecycle_in_openai_shapes(gateway: Gateway, client: openai.OpenA
     assert store.expires_at is not None and store.expires_at >= store.created_at + 3 * 86400 - 1
     fetched = raw(f"{gateway.base_url}/vector_stores/{store.id}", headers=client_auth(client))
     assert_openai_shape(fetched.json(), "VectorStoreObject")
+    lasting = client.vector_stores.create(name="no expiry")
+    fetched = raw(f"{gateway.base_url}/vector_stores/{lasting.id}", headers=client_auth(client))
+    assert "expires_after" not in fetched.json()  # optional, not nullable, in OpenAI's schema
+    assert_openai_shape(fetched.json(), "VectorStoreObject")
     renamed = client.vector_stores.update(store.id, name="renamed", metadata={"k": "w"})
     assert renamed.name == "renamed" and renamed.metadata == {"k": "w"}
     listed = raw(f"{gateway.base_url}/vector_stores?limit=100", headers=client_auth(client))

@@ -142,7 +142,8 @@ class Context(Generic[R, M]):
     guard_flags: GuardFlags = field(default_factory=GuardFlags)
     """What the guards found (``pii:email``, ``moderation:hate``, ...)."""
     input_tokens: int | None = None
-    """The input's tokens, once counted (given up front by operations that know them)."""
+    """The input's tokens, once counted (given up front by operations that know them; none
+    for operations without a counter that were given none: uploads, batch creation)."""
     call: ChatCall | None = None
     """A chat provider's view of this request, made when the router first needs it."""
 
@@ -154,8 +155,7 @@ class Context(Generic[R, M]):
         """The input's tokens, counted once per request."""
         if self.input_tokens is None:
             counter = self.op.count_input
-            assert counter is not None, f"{self.op} counts its input up front"
-            self.input_tokens = await counter(self)
+            self.input_tokens = 0 if counter is None else await counter(self)
         return self.input_tokens
 
     def forget_prompt_tokens(self) -> None:

@@ -1,5 +1,5 @@
-"""The numbers behind ``/dashboard``: time series and per-model / per-key tables from the
-request log."""
+"""The numbers behind ``/dashboard``: time series and per-endpoint / per-model / per-key tables
+from the request log."""
 
 from __future__ import annotations
 
@@ -56,9 +56,11 @@ async def dashboard_data(store: RequestLogStore, hours: float) -> dict[str, Any]
         series["cache_hit_rate"].append(hits / len(cached) if cached else 0.0)
     by_model: defaultdict[str, list[tuple[Any, ...]]] = defaultdict(list)
     by_key: defaultdict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    by_endpoint: defaultdict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for row in rows:
         by_model[row[7]].append(row)
         by_key[row[8] or "-"].append(row)
+        by_endpoint[row[9]].append(row)
     return {
         "object": "chatgate.dashboard",
         "from": start,
@@ -66,6 +68,7 @@ async def dashboard_data(store: RequestLogStore, hours: float) -> dict[str, Any]
         "bucket_seconds": width,
         "totals": _summary(rows),
         "series": series,
+        "endpoints": [{"endpoint": e, **_summary(r)} for e, r in sorted(by_endpoint.items())],
         "models": [{"model": m, **_summary(r)} for m, r in sorted(by_model.items())],
         "keys": [{"key": k, **_summary(r)} for k, r in sorted(by_key.items())],
     }

@@ -70,7 +70,7 @@ def _chunking(value: dict[str, Any] | None) -> dict[str, Any]:
 def store_object(info: VectorStoreInfo) -> dict[str, Any]:
     in_progress = info.counts["in_progress"]
     status = "expired" if info.expired else "in_progress" if in_progress else "completed"
-    return {
+    body: dict[str, Any] = {
         "id": info.id,
         "object": "vector_store",
         "created_at": int(info.created_at),
@@ -79,11 +79,13 @@ def store_object(info: VectorStoreInfo) -> dict[str, Any]:
         "usage_bytes": info.usage_bytes,
         "file_counts": info.counts,
         "status": status,
-        "expires_after": info.expires_after,
         "expires_at": None if info.expires_at is None else int(info.expires_at),
         "last_active_at": int(info.last_active_at),
         "metadata": info.metadata or {},
     }
+    if info.expires_after is not None:  # optional in OpenAI's schema, and not nullable
+        body["expires_after"] = info.expires_after
+    return body
 
 
 def file_object(info: VectorStoreFileInfo) -> dict[str, Any]:

@@ -196,7 +196,7 @@ class RequestLogStore:
         self, start: float, end: float, limit: int = 100_000
     ) -> list[tuple[Any, ...]]:
         """The newest ``limit`` records in [start, end): time, latency, status, tokens, cost,
-        cache result, model and key, oldest first."""
+        cache result, model, key and endpoint, oldest first."""
         query = (
             select(
                 RequestLogRow.at,
@@ -208,6 +208,7 @@ class RequestLogStore:
                 RequestLogRow.cache,
                 RequestLogRow.model,
                 RequestLogRow.key_id,
+                RequestLogRow.endpoint,
             )
             .where(RequestLogRow.at >= start, RequestLogRow.at < end)
             .order_by(RequestLogRow.at.desc())

@@ -84,6 +84,7 @@ load()
     chart("chart-tokens", "Tokens", s, ["tokens"], ["#7c3aed"]);
     chart("chart-cost", "Cost", s, ["cost"], ["#0891b2"]);
     chart("chart-cache", "Cache hit rate", s, ["cache_hit_rate"], ["#4b5563"]);
+    table("endpoints", d.endpoints, "endpoint");
     table("models", d.models, "model");
     table("keys", d.keys, "key");
     document.body.dataset.ready = "true";
