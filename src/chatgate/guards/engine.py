@@ -11,6 +11,7 @@ from chatgate.config import ModerationConfig, resolve_secret
 from chatgate.guards.moderation import RuleModerator
 from chatgate.guards.verdict import MODERATION_CATEGORIES, Verdict
 from chatgate.protocol import UpstreamError
+from chatgate.providers.session import upstream_session
 
 __all__ = ["Moderator", "RulesEngine", "UpstreamEngine", "moderator_from_config"]
 
@@ -50,7 +51,9 @@ class UpstreamEngine:
 
     async def moderate(self, texts: list[str]) -> list[Verdict]:
         if self._session is None:
-            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+            self._session = upstream_session(
+                max_connections=64, connect_timeout=None, read_timeout=None
+            )
         try:
             async with self._session.post(
                 self._url,

@@ -23,6 +23,7 @@ from chatgate.embeddings.encoder import EncodedBatch, SentenceEncoder
 from chatgate.protocol import ChatgateError, InvalidRequestError, OverloadedError, UpstreamError
 from chatgate.providers.base import ProviderState
 from chatgate.providers.openai_compat import post_upstream, scrub_secret, upstream_headers
+from chatgate.providers.session import upstream_session
 from chatgate.tokenizers import encoding_for
 
 __all__ = [
@@ -262,15 +263,10 @@ class OpenAICompatEmbeddingProvider:
         return "ready" if self._session is not None else "loading"
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._config.max_connections, ttl_dns_cache=300),
-            timeout=aiohttp.ClientTimeout(
-                total=None,
-                sock_connect=self._config.connect_timeout,
-                sock_read=self._config.read_timeout,
-            ),
-            trust_env=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
+        self._session = upstream_session(
+            max_connections=self._config.max_connections,
+            connect_timeout=self._config.connect_timeout,
+            read_timeout=self._config.read_timeout,
         )
 
     async def close(self) -> None:

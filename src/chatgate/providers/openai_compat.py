@@ -25,6 +25,7 @@ from chatgate.protocol import (
     UpstreamTimeoutError,
 )
 from chatgate.providers.base import Capabilities, ChatCall, ProviderState
+from chatgate.providers.session import upstream_session
 from chatgate.tokenizers import chat_tokens, encoding_for, encoding_name_for
 
 __all__ = ["OpenAICompatProvider", "post_upstream", "scrub_secret", "upstream_headers"]
@@ -53,22 +54,10 @@ class OpenAICompatProvider:
         return "ready" if self._session is not None else "loading"
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=self._config.max_connections, ttl_dns_cache=300, keepalive_timeout=60
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(
-                total=None,
-                sock_connect=self._config.connect_timeout,
-                sock_read=self._config.read_timeout,
-            ),
-            auto_decompress=True,
-            trust_env=False,
-            # No cookie jar: the session is shared by every caller, so a cookie one upstream
-            # answer sets (load balancers set them) must not ride along on other tenants'
-            # requests; and skipping cookie handling is cheaper per request.
-            cookie_jar=aiohttp.DummyCookieJar(),
+        self._session = upstream_session(
+            max_connections=self._config.max_connections,
+            connect_timeout=self._config.connect_timeout,
+            read_timeout=self._config.read_timeout,
         )
 
     async def close(self) -> None:
