@@ -32,6 +32,7 @@ embedding_models:
 vector_stores:
   embedding_model: {EMBED}
   poll_interval: 0.05
+  storage_interval: 0.1
 observability:
   flush_interval: 0.05
 """
@@ -211,3 +212,25 @@ def test_ingestion_spend_reaches_the_budget(governed: Gateway) -> None:
     _, done = _ingest(client, " ".join(f"word{i}" for i in range(50)))
     assert done.status == "failed"
     assert done.last_error is not None and "budget" in done.last_error.message
+
+
+def test_vector_storage_is_reported_in_gb_days(governed: Gateway) -> None:
+    client, key_id = _keyed(governed)
+    store_id, done = _ingest(client, " ".join(f"word{i}" for i in range(30)))
+    assert done.status == "completed"
+    size = client.vector_stores.retrieve(store_id).usage_bytes
+    assert size > 0
+    deadline = time.monotonic() + 15
+    while True:  # sampled every storage_interval (0.1 s here; an hour by default)
+        report = admin(governed, "GET", "/admin/usage/storage?group_by=store").json()
+        rows = {row["group"]: row for row in report["data"]}
+        if rows.get(store_id, {}).get("gb_days") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)  # polling the meter, bounded
+    assert report["price_per_gb_day"] == 0.10
+    assert rows[store_id]["gb_days"] == pytest.approx(size / 1e9)  # one day at its size
+    assert rows[store_id]["cost"] == pytest.approx(size / 1e9 * 0.10)
+    by_key = admin(governed, "GET", "/admin/usage/storage?group_by=key").json()["data"]
+    assert key_id in {row["group"] for row in by_key}
+    refused = admin(governed, "GET", "/admin/usage/storage?group_by=model")
+    assert refused.status == 400 and refused.json()["error"]["param"] == "group_by"

@@ -391,6 +391,11 @@ class VectorStoresConfig(_Section):
     """The system message put before the retrieved sources."""
     no_answer: str = "I don't know: the knowledge base has nothing relevant to this question."
     """The reply when nothing relevant was retrieved."""
+    storage_price: Annotated[float, Field(ge=0)] = 0.10
+    """USD per GB-day of vector storage, as OpenAI charges it (its first free GB per
+    organization is not applied: set 0 to charge nothing); reported by `/admin/usage/storage`."""
+    storage_interval: Annotated[float, Field(gt=0)] = 3600.0
+    """Seconds between samples of every store's size (a day is charged at its largest)."""
 
 
 class PromptsConfig(_Section):

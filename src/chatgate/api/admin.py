@@ -26,6 +26,7 @@ from chatgate.protocol import (
 from chatgate.protocol.admin import KeyCreateRequest, KeyRotateRequest, KeyUpdateRequest
 from chatgate.state import ApiKey, DecryptionError, KeySpec
 from chatgate.state.request_log import GROUPS
+from chatgate.state.storage import STORAGE_GROUPS, day_of
 
 __all__ = ["AdminEndpoints"]
 
@@ -183,6 +184,32 @@ class AdminEndpoints:
             for group in self._services.registry.groups
         ]
         return json_response({"object": "chatgate.routing", "models": models})
+
+    async def storage(self, request: Request) -> Response:
+        """Vector storage in GB-days and its cost, per key, owner, store or day."""
+        await require_admin(request, self._auth)
+        group_by = request.query_params.get("group_by", "key")
+        if group_by not in STORAGE_GROUPS:
+            raise InvalidRequestError(
+                f"`group_by` must be one of {', '.join(STORAGE_GROUPS)}.", param="group_by"
+            )
+        start = _when(request.query_params.get("from"), "from")
+        end = _when(request.query_params.get("to"), "to")
+        price = self._services.settings.vector_stores.storage_price
+        rows = await self._services.vector_stores.storage.ledger.report(
+            group_by,  # type: ignore[arg-type]
+            price,
+            None if start is None else day_of(start),
+            None if end is None else day_of(end),
+        )
+        return json_response(
+            {
+                "object": "list",
+                "group_by": group_by,
+                "price_per_gb_day": price,
+                "data": [row.as_dict() for row in rows],
+            }
+        )
 
     async def usage(self, request: Request) -> Response:
         await require_admin(request, self._auth)

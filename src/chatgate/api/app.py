@@ -216,6 +216,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Sta
             Route("/admin/limits", admin.limits, methods=["GET"]),
             Route("/admin/routing", admin.routing, methods=["GET"]),
             Route("/admin/usage", admin.usage, methods=["GET"]),
+            Route("/admin/usage/storage", admin.storage, methods=["GET"]),
             Route("/admin/requests/{request_id}/bodies", admin.bodies, methods=["GET"]),
             Route("/admin/dashboard", admin.dashboard_data, methods=["GET"]),
             Route("/dashboard", pages.dashboard, methods=["GET"]),

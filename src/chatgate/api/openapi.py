@@ -302,6 +302,17 @@ def openapi_document() -> dict[str, Any]:
                     ),
                 )
             },
+            "/admin/usage/storage": {
+                "get": _operation(
+                    "storageReport",
+                    _json({"type": "object"}, "Vector storage in GB-days and its cost per group"),
+                    errors=(400, *auth_errors),
+                    parameters=tuple(
+                        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                        for n in ("group_by", "from", "to")
+                    ),
+                )
+            },
             "/admin/regressions": {
                 "get": _operation(
                     "regressions",

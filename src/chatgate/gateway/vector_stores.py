@@ -17,6 +17,7 @@ from chatgate.gateway.context import Context
 from chatgate.gateway.embeddings import EmbeddingModel, EmbeddingModels, served
 from chatgate.gateway.ingest import IngestRunner
 from chatgate.gateway.operations import rough_tokens
+from chatgate.gateway.storage import StorageMeter
 from chatgate.gateway.store_activity import StoreActivity
 from chatgate.protocol import InvalidRequestError, NotFoundError
 from chatgate.protocol.vector_stores import (
@@ -34,6 +35,7 @@ from chatgate.retrieval.chunking import (
 from chatgate.retrieval.dense import MemoryDense, PgvectorDense
 from chatgate.retrieval.search import Hit, Searcher
 from chatgate.state.files import FileAccess, FileStore
+from chatgate.state.storage import StorageLedger
 from chatgate.state.vector_stores import (
     VectorStoreFileInfo,
     VectorStoreInfo,
@@ -126,6 +128,7 @@ class VectorStores:
         self._config = config
         self.runner = IngestRunner(store, files, models, config)
         self.activity = StoreActivity(store)
+        self.storage = StorageMeter(StorageLedger(store.db), config.storage_interval)
         self.searcher = Searcher(
             store,
             self._embed_queries,
@@ -138,11 +141,13 @@ class VectorStores:
         self.activity.touched([store_id])
 
     async def close(self) -> None:
+        await self.storage.close()
         await self.activity.close()
 
     async def start(self) -> None:
         """Choose the vector backend: pgvector where configured or (``auto``) available."""
         await self.activity.start()
+        await self.storage.start()
         wanted = self._config.dense
         if wanted == "memory":
             return

@@ -40,6 +40,7 @@ __all__ = [
     "VectorStoreFileBatchRow",
     "VectorStoreFileRow",
     "VectorStoreRow",
+    "VectorStoreStorageRow",
 ]
 
 
@@ -372,3 +373,15 @@ class VectorStoreChunkRow(Base):
     tokens: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class VectorStoreStorageRow(Base):
+    """A vector store's size on one UTC day: the largest of the day's samples (GB-days of
+    storage are charged from these, as OpenAI charges vector storage)."""
+
+    __tablename__ = "vector_store_storage"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    vector_store_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    owner: Mapped[str | None] = mapped_column(String(200))
+    bytes: Mapped[int] = mapped_column(BigInteger)
