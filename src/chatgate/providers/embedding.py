@@ -36,6 +36,9 @@ __all__ = [
 
 INTERACTIVE = 0
 BACKGROUND = 1
+BACKGROUND_GROUP = 16
+"""Texts per run of background work (batch lines, ingestion): what an interactive request that
+arrives meanwhile may have to wait for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,11 @@ class LocalEmbeddingProvider:
     def state(self) -> ProviderState:
         return "failed" if self._failed is not None else "ready"
 
+    @property
+    def queued(self) -> int:
+        """Inputs waiting for (or in) a model run."""
+        return self._queued
+
     async def start(self) -> None:
         self._wake = asyncio.Event()
         self._runner = asyncio.create_task(self._run(), name="chatgate-embed-runner")
@@ -172,12 +180,23 @@ class LocalEmbeddingProvider:
                 "The embedding model is busy and its queue is full; retry shortly."
             )
         await self._loaded()
-        job = _Job(texts, windows, asyncio.get_running_loop().create_future())
-        self._queues[priority].append(job)
-        self._queued += job.size
+        loop = asyncio.get_running_loop()
+        # Background work goes in small groups: an interactive request waits for one at most.
+        size = BACKGROUND_GROUP if priority == BACKGROUND else len(texts)
+        jobs = [
+            _Job(texts[start : start + size], windows, loop.create_future())
+            for start in range(0, len(texts), size)
+        ]
+        for job in jobs:
+            self._queues[priority].append(job)
+            self._queued += job.size
         self._wake.set()
-        batch = await job.future
-        return EmbeddingResult(fit_dimensions(batch.vectors, dimensions), sum(batch.tokens))
+        batches = await asyncio.gather(*(job.future for job in jobs))
+        vectors = (
+            batches[0].vectors if len(batches) == 1 else np.vstack([b.vectors for b in batches])
+        )
+        tokens = sum(sum(b.tokens) for b in batches)
+        return EmbeddingResult(fit_dimensions(vectors, dimensions), tokens)
 
     def _decode(self, arrays: list[list[int]]) -> list[str]:
         # Token arrays are OpenAI token ids: what tiktoken (and LangChain's OpenAIEmbeddings)
