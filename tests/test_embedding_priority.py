@@ -5,6 +5,7 @@ while a large background call is running waits for one group at most, not for th
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -25,11 +26,19 @@ async def test_an_interactive_request_overtakes_a_large_background_call() -> Non
             await provider.embed(texts, priority=priority)
             finished.append(name)
 
+        loop = asyncio.get_running_loop()
+        running = asyncio.Event()
+        encode = provider._encoder.encode
+
+        def watched(*args: Any, **kwargs: Any) -> Any:  # observes the model runs, changes nothing
+            loop.call_soon_threadsafe(running.set)
+            return encode(*args, **kwargs)
+
+        provider._encoder.encode = watched  # type: ignore[method-assign]
         background = asyncio.ensure_future(
             embed("background", [f"chunk number {i}" for i in range(64)], BACKGROUND)
         )
-        while not provider.queued:  # until the background call's inputs are queued
-            await asyncio.sleep(0)
+        await running.wait()  # the encoder is busy with background work: now a question comes
         await asyncio.gather(background, embed("interactive", ["a question"], INTERACTIVE))
         assert finished == ["interactive", "background"]
     finally:

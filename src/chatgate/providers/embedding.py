@@ -127,11 +127,6 @@ class LocalEmbeddingProvider:
     def state(self) -> ProviderState:
         return "failed" if self._failed is not None else "ready"
 
-    @property
-    def queued(self) -> int:
-        """Inputs waiting for (or in) a model run."""
-        return self._queued
-
     async def start(self) -> None:
         self._wake = asyncio.Event()
         self._runner = asyncio.create_task(self._run(), name="chatgate-embed-runner")
