@@ -75,10 +75,6 @@ class Pipeline:
                     handler = functools.partial(stage, call_next=handler)
             self._chains[op.name] = handler
 
-    def stages_of(self, op: Operation) -> list[str]:
-        """The names of the stages ``op`` passes, in order."""
-        return [s.name for s in self.stages if s.operations is None or op.name in s.operations]
-
     def deadline(self) -> float:
         return time.monotonic() + self.request_timeout
 
