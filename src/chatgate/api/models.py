@@ -29,9 +29,17 @@ class ModelEndpoints:
 
     async def list(self, request: Request) -> Response:
         principal = await authenticate(request, self._auth, "models")
-        data = [m for m in self._registry.models() if principal.may_use_model(m["id"])]
+        data = [
+            g.model_object()
+            for g in self._registry.groups
+            if principal.may_use_model(g.name, g.aliases)
+        ]
         data += [self._auto_object(n) for n in self._auto if principal.may_use_model(n)]
-        data += [m for m in self._embedding.models() if principal.may_use_model(m["id"])]
+        data += [
+            m.model_object()
+            for m in self._embedding.all()
+            if principal.may_use_model(m.name, m.aliases)
+        ]
         models: ModelList = {"object": "list", "data": data}
         return json_response(models)
 
@@ -40,10 +48,14 @@ class ModelEndpoints:
         model_id = request.path_params["model"]
         if model_id in self._auto:
             return json_response(self._auto_object(model_id))
-        if not principal.may_use_model(model_id):
-            raise ModelNotFoundError(model_id)
         if model_id in self._embedding:
-            return json_response(self._embedding.resolve(model_id).model_object(model_id))
+            embedding = self._embedding.resolve(model_id)
+            if not principal.may_use_model(embedding.name, embedding.aliases):
+                raise ModelNotFoundError(model_id)
+            return json_response(embedding.model_object(model_id))
+        group = self._registry.resolve(model_id)
+        if not principal.may_use_model(group.name, group.aliases):
+            raise ModelNotFoundError(model_id)
         return json_response(self._registry.model(model_id))
 
     def _auto_object(self, name: str) -> ModelObject:

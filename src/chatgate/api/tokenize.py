@@ -45,7 +45,7 @@ class TokenizeEndpoint:
         principal = await authenticate(request, self._auth, "tokenize")
         parsed = _parse(parse_json_object(await request.body()))
         model = self._registry.resolve(parsed.model)
-        if not principal.may_use_model(model.name):
+        if not principal.may_use_model(model.name, model.aliases):
             raise ModelNotFoundError(parsed.model)
         provider = model.provider
         if isinstance(parsed, TokenizePromptRequest):

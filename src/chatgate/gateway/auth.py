@@ -15,6 +15,7 @@ import hmac
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,10 +53,12 @@ class Principal:
     def is_admin(self) -> bool:
         return self.kind in ("open", "master")
 
-    def may_use_model(self, model: str) -> bool:
-        if self.key is not None and not glob_allows(self.key.allowed_models, model):
+    def may_use_model(self, model: str, aliases: Sequence[str] = ()) -> bool:
+        """May this caller use ``model`` (the model that runs, by its own name; ``aliases``: the
+        other ids it answers to)?"""
+        if self.key is not None and not glob_allows(self.key.allowed_models, model, aliases):
             return False
-        return self.token is None or glob_allows(self.token.models, model)
+        return self.token is None or glob_allows(self.token.models, model, aliases)
 
     def check_endpoint(self, endpoint: str) -> None:
         if self.token is not None and endpoint not in ("chat.completions", "models", "feedback"):

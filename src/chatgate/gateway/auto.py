@@ -30,14 +30,25 @@ class AutoModels:
     async def choose(
         self, model_id: str, request: ChatCompletionRequest, task: str | None, principal: Principal
     ) -> str:
+        """The model to run: the first rule that matches and names a model the caller may use,
+        else the key's ``default_model``, else the configured default (the access stage then
+        decides on it, as on any model)."""
         config = self._by_name[model_id]
         for rule in config.rules:
-            if await self._matches(rule, request, task):
+            if self._allowed(rule.model, principal) and await self._matches(rule, request, task):
                 return rule.model
         preferred = principal.key.metadata.get("default_model") if principal.key else None
-        if isinstance(preferred, str) and preferred and principal.may_use_model(preferred):
+        if (
+            isinstance(preferred, str)
+            and preferred in self._registry
+            and (self._allowed(preferred, principal))
+        ):
             return preferred
         return config.default
+
+    def _allowed(self, model_id: str, principal: Principal) -> bool:
+        group = self._registry.resolve(model_id)
+        return principal.may_use_model(group.name, group.aliases)
 
     async def _matches(
         self, rule: AutoRule, request: ChatCompletionRequest, task: str | None

@@ -11,7 +11,7 @@ price once served. Chat's own stages (guards, grounding, context fit, cache, the
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
@@ -53,6 +53,11 @@ class Served(Protocol):
         ...
 
     @property
+    def aliases(self) -> Sequence[str]:
+        """Other ids it answers to (an allow-list may name it by one)."""
+        ...
+
+    @property
     def most_expensive(self) -> Price | None:
         """The highest price the work may be charged at (budget reservations); None: unknown."""
         ...
@@ -64,6 +69,7 @@ class Target:
 
     name: str
     price: Price | None
+    aliases: tuple[str, ...] = ()
 
     @property
     def most_expensive(self) -> Price | None:

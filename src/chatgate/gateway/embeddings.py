@@ -140,6 +140,9 @@ class EmbeddingModels:
     def models(self) -> list[ModelObject]:
         return [m.model_object() for m in self._models]
 
+    def all(self) -> list[EmbeddingModel]:
+        return list(self._models)
+
     def names(self) -> list[str]:
         """Every id an embedding model answers to (names and aliases)."""
         return list(self._by_id)

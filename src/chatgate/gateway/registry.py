@@ -133,6 +133,9 @@ class ModelRegistry:
             group.aliases += [a for a in config.aliases if a not in group.aliases]
         return cls(groups.values())
 
+    def __contains__(self, model_id: str) -> bool:
+        return model_id in self._by_id
+
     @property
     def groups(self) -> list[ModelGroup]:
         return list(self._groups)

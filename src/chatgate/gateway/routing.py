@@ -70,7 +70,7 @@ class Router:
         chain = [ctx.model]
         for model_id in ctx.model.fallbacks:
             group = self._registry.resolve(model_id)
-            if group not in chain and ctx.principal.may_use_model(group.name):
+            if group not in chain and ctx.principal.may_use_model(group.name, group.aliases):
                 chain.append(group)
         error: ChatgateError | None = None
         for group in chain:

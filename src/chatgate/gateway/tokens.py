@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
@@ -20,9 +21,15 @@ _ISSUER = "chatgate"
 _AUDIENCE = "chatgate-browser"
 
 
-def glob_allows(patterns: tuple[str, ...] | list[str], model: str) -> bool:
-    """Empty means everything; otherwise ``model`` must match one glob (``*`` and ``?``)."""
-    return not patterns or any(fnmatchcase(model, p) for p in patterns)
+def glob_allows(
+    patterns: tuple[str, ...] | list[str], model: str, aliases: Sequence[str] = ()
+) -> bool:
+    """Empty means everything; otherwise ``model`` — the model that runs, by its own name — must
+    match one glob (``*`` and ``?``), or one pattern must be exactly one of its ``aliases`` (an
+    allow-list may name a model by an alias; a glob never reaches another model through one)."""
+    if not patterns:
+        return True
+    return any(fnmatchcase(model, p) or p in aliases for p in patterns)
 
 
 @dataclass(frozen=True, slots=True)
