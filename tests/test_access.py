@@ -13,12 +13,13 @@ from typing import Any
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.fake_upstream import FakeUpstream
 from tests.support import MASTER, Gateway, post_json, start_gateway
 from tests.test_auth import create_key, sdk
 
-ASK = [{"role": "user", "content": "which model am I talking to"}]
+ASK: list[ChatCompletionMessageParam] = [{"role": "user", "content": "which model am I talking to"}]
 
 
 @pytest.fixture(scope="module")
