@@ -73,17 +73,18 @@ def new_key(server: Gateway) -> str:
     return str(created.json()["secret"])
 
 
-def ask(server: Gateway, key: str, user: str, request_id: str | None = None) -> dict[str, Any]:
-    """One chat request as ``user``; what the upstream received for it."""
+def ask(server: Gateway, key: str, user: str, client_id: str | None = None) -> str:
+    """One chat request as ``user`` (sending ``client_id`` as its ``x-request-id``); the
+    gateway's id for it."""
     client = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
-    headers = {"x-request-id": request_id} if request_id else {}
-    client.chat.completions.create(
+    headers = {"x-request-id": client_id} if client_id else {}
+    answer = client.chat.completions.with_raw_response.create(
         model="echo",
         messages=[{"role": "user", "content": f"hello from {user}"}],
         user=user,
         extra_headers=headers,
     )
-    return {}
+    return answer.headers["x-request-id"]
 
 
 def upstream_of(fake: FakeUpstream, user: str) -> dict[str, Any]:
@@ -137,8 +138,8 @@ def test_feedback_decides_at_the_fixed_horizon(gateway: tuple[Gateway, FakeUpstr
     key, stranger = new_key(server), new_key(server)
     sent: list[tuple[str, str]] = []
     for i in range(160):
-        user, request_id = f"fb-{i}", f"req-{secrets.token_hex(6)}"
-        ask(server, key, user, request_id)
+        user = f"fb-{i}"
+        request_id = ask(server, key, user)
         variant = "warm" if upstream_of(fake, user)["model"] == "other" else "control"
         sent.append((request_id, variant))
     early = report(server, "tone", 160)
@@ -154,7 +155,7 @@ def test_feedback_decides_at_the_fixed_horizon(gateway: tuple[Gateway, FakeUpstr
 
     for n, (request_id, variant) in enumerate(sent):
         assert feedback(request_id, 4.0 + n % 2 if variant == "warm" else 2.0 + n % 2, key) == 201
-        assert feedback(request_id, 0.0, stranger) == 201  # another key's say does not count
+        assert feedback(request_id, 0.0, stranger) == 404  # not the stranger's answer
     result = report(server, "tone", 160)
     by_name = {v["variant"]: v for v in result["variants"]}
     assert by_name["warm"]["metric"]["value"] == pytest.approx(4.5, abs=0.1)
@@ -166,6 +167,29 @@ def test_feedback_decides_at_the_fixed_horizon(gateway: tuple[Gateway, FakeUpstr
         "winner": "warm",
         "text": "warm beats control",
     }
+
+
+def test_request_ids_are_owned_by_the_gateway_and_feedback_by_the_caller(
+    gateway: tuple[Gateway, FakeUpstream],
+) -> None:
+    server, _ = gateway
+    first, second = new_key(server), new_key(server)
+    theirs = ask(server, first, "owner-a")
+    mine = ask(server, second, "owner-b", client_id=theirs)  # reusing another tenant's id
+    assert mine != theirs  # the gateway's id is its own; the client's is only echoed
+
+    def feedback(request_id: str, secret: str) -> Any:
+        return post_json(
+            f"{server.base_url}/feedback",
+            {"request_id": request_id, "score": 0.0},
+            Authorization=f"Bearer {secret}",
+        )
+
+    refused = feedback(theirs, second)
+    assert refused.status == 404 and refused.json()["error"]["param"] == "request_id"
+    assert feedback("req_made_up_0123456789abcdef", second).status == 404
+    assert feedback(mine, second).status == 201
+    assert feedback(theirs, first).status == 201
 
 
 @pytest.mark.parametrize(

@@ -73,8 +73,14 @@ def test_every_response_carries_a_request_id(
     assert "total;dur=" in response.headers["server-timing"]
 
 
-def test_client_request_id_is_echoed(gateway: Gateway) -> None:
-    response = raw(f"{gateway.base_url}/models", headers={"X-Request-Id": "trace-123"})
-    assert response.headers["x-request-id"] == "trace-123"
+def test_request_ids_are_the_gateways_and_the_clients_is_echoed(gateway: Gateway) -> None:
+    for header in ("X-Client-Request-Id", "X-Request-Id"):
+        response = raw(f"{gateway.base_url}/models", headers={header: "trace-123"})
+        assert response.headers["x-request-id"].startswith("req_")  # never the client's
+        assert len(response.headers["x-request-id"]) == len("req_") + 24
+        assert response.headers["x-client-request-id"] == "trace-123"
     unsafe = raw(f"{gateway.base_url}/models", headers={"X-Request-Id": "bad id\twith tab"})
     assert unsafe.headers["x-request-id"].startswith("req_")
+    assert "x-client-request-id" not in unsafe.headers
+    ids = {raw(f"{gateway.base_url}/models").headers["x-request-id"] for _ in range(20)}
+    assert len(ids) == 20

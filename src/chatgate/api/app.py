@@ -136,7 +136,9 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Sta
     moderations = ModerationEndpoint(services.moderations, governed)
     embeddings = EmbeddingEndpoint(services.embedding_models, governed)
     vector_stores = VectorStoreEndpoints(services.vector_stores, auth, governed)
-    experiments = ExperimentEndpoints(settings.experiments, services.feedback, auth)
+    experiments = ExperimentEndpoints(
+        settings.experiments, services.feedback, auth, services.observer, services.request_log
+    )
     files = FileEndpoints(services.files, auth, settings.files, governed)
     batches = BatchEndpoints(
         services.batches,

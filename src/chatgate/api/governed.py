@@ -114,6 +114,7 @@ class Governed:
         ``watch`` is off: an upload reads the body the watcher would consume), record the end."""
         end = RequestEnd(request.state.request_id, "-", None, time.monotonic(), 500)
         end.endpoint = op.endpoint
+        end.client_request_id = request.state.client_request_id
         try:
             end.principal = await authenticate(request, self._auth, op.scope)
             if watch:

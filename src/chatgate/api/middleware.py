@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import random
 import re
+import secrets
 import time
 
 import orjson
@@ -19,21 +19,23 @@ log = logging.getLogger("chatgate.api")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def _request_id(scope: Scope) -> str:
+def _client_request_id(scope: Scope) -> str | None:
+    """The client's own id for its request (OpenAI's ``x-client-request-id``, or an
+    ``x-request-id`` it sent), if it is a sane token; kept only as a correlation id."""
+    found: str | None = None
     for name, value in scope.get("headers", ()):
-        if name == b"x-request-id":
+        if name == b"x-client-request-id" or (name == b"x-request-id" and found is None):
             candidate = str(value.decode("latin-1"))
-            if _CLIENT_ID.match(candidate):
-                return candidate
-            break
-    # An identifier, not a secret: 96 random bits from the fast PRNG (no syscall per request).
-    return f"req_{random.getrandbits(96):024x}"
+            found = candidate if _CLIENT_ID.match(candidate) else None
+            if name == b"x-client-request-id":
+                break
+    return found
 
 
 class RequestIdMiddleware:
-    """Gives each request an id (the client's ``x-request-id`` if sane), echoes it back, adds
-    ``Server-Timing`` where the endpoint set none, and turns an unhandled exception into a 500
-    OpenAI error body naming that id."""
+    """Gives each request the gateway's own id (``x-request-id``; a client's id is echoed back as
+    ``x-client-request-id``), adds ``Server-Timing`` where the endpoint set none, and turns an
+    unhandled exception into a 500 OpenAI error body naming that id."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -42,9 +44,19 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _request_id(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
+        # The gateway's own id, whatever the client sent: unique and unguessable, it is what the
+        # request log, feedback and experiments key on (a client could otherwise reuse another
+        # tenant's id). The client's id is kept beside it and echoed back.
+        request_id = f"req_{secrets.token_hex(12)}"
+        client_id = _client_request_id(scope)
+        state = scope.setdefault("state", {})
+        state["request_id"], state["client_request_id"] = request_id, client_id
         header = (b"x-request-id", request_id.encode())
+        extra = (
+            [header]
+            if client_id is None
+            else [header, (b"x-client-request-id", client_id.encode())]
+        )
         started = False
         arrived = time.monotonic()
 
@@ -52,7 +64,7 @@ class RequestIdMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = [*message.get("headers", ()), header]
+                headers = [*message.get("headers", ()), *extra]
                 if not any(name.lower() == b"server-timing" for name, _ in headers):
                     total = (time.monotonic() - arrived) * 1000
                     headers.append((b"server-timing", f"total;dur={total:.1f}".encode()))

@@ -51,6 +51,8 @@ class RequestEnd:
     response_body: bytes | None = None
     endpoint: str = CHAT.endpoint
     """The operation's route (its ``Operation.endpoint``)."""
+    client_request_id: str | None = None
+    """The id the client gave its request, if any (a correlation id; ``request_id`` is ours)."""
     deferred: bool = False
     """A stream that reports its own end (the API layer does not, when the handler returns)."""
 
@@ -204,6 +206,7 @@ class Observer:
             stream=bool(ctx and ctx.stream),
             priority=("critical", "normal", "low")[ctx.priority] if ctx else None,
             endpoint=end.endpoint,
+            client_request_id=end.client_request_id,
         )
         if ctx is not None:
             _annotate(record, ctx)
@@ -249,6 +252,10 @@ class Observer:
                 await self._task
         await self.flush()
         self._store.close()
+
+    @property
+    def flush_interval(self) -> float:
+        return self._config.flush_interval
 
     @property
     def wants_bodies(self) -> bool:

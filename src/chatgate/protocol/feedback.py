@@ -14,7 +14,8 @@ class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     request_id: Annotated[str, Field(min_length=1, max_length=128)]
-    """The answer's id: its ``x-request-id`` header (or the request id you sent)."""
+    """The answer's id: its response's ``x-request-id`` header (the gateway's id; one you sent
+    is only echoed as ``x-client-request-id``)."""
     score: float | None = None
     """A number on your own scale (e.g. 0..1, or 1..5); experiments report its mean."""
     label: Annotated[str, Field(min_length=1, max_length=64)] | None = None

@@ -55,6 +55,7 @@ class RequestRecord:
     experiment: str | None = None
     variant: str | None = None
     endpoint: str = "/v1/chat/completions"
+    client_request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +183,17 @@ class RequestLogStore:
             tokens_per_request=float(totals[2]) / share,
             cost_per_request=float(totals[3]) / share,
         )
+
+    async def caller_of(self, request_id: str) -> tuple[bool, str | None]:
+        """Whether ``request_id`` is in the log, and the key that made it (None: the master key
+        or open mode)."""
+        async with self._db.session() as session:
+            row = (
+                await session.execute(
+                    select(RequestLogRow.key_id).where(RequestLogRow.request_id == request_id)
+                )
+            ).first()
+        return (False, None) if row is None else (True, row[0])
 
     async def models(self, start: float, end: float) -> list[str]:
         async with self._db.session() as session:

@@ -153,8 +153,12 @@ class RequestLogRow(Base):
     experiment: Mapped[str | None] = mapped_column(String(64))
     variant: Mapped[str | None] = mapped_column(String(64))
     endpoint: Mapped[str] = mapped_column(String(64), server_default="/v1/chat/completions")
+    client_request_id: Mapped[str | None] = mapped_column(String(128))
 
-    __table_args__ = (Index("ix_request_log_experiment", "experiment", "variant"),)
+    __table_args__ = (
+        Index("ix_request_log_experiment", "experiment", "variant"),
+        Index("ix_request_log_request_id", "request_id"),
+    )
 
 
 class StoredBodyRow(Base):
