@@ -90,6 +90,9 @@ class ServerConfig(_Section):
     """Worker processes; each loads its own copy of local models."""
     request_timeout: Annotated[float, Field(gt=0)] = 600.0
     """Seconds a chat request may take end to end before it is cancelled (504)."""
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 8 * 1024 * 1024
+    """Largest request body on every route but uploads (`files.max_bytes` bounds those): a
+    larger one is refused with 413 before it is read."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     tls_cert: Path | None = None
     """PEM certificate chain: with `tls_key`, serve HTTPS."""

@@ -7,7 +7,9 @@ priming, plus the encoded text of every field.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import asyncio
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import bpe_openai
 import orjson
@@ -15,7 +17,19 @@ import orjson
 from chatgate.protocol import ChatCompletionRequest
 from chatgate.protocol.chat import TextPart
 
-__all__ = ["Encoder", "chat_tokens", "encoding_for", "encoding_name_for"]
+__all__ = [
+    "OFF_LOOP_CHARS",
+    "Encoder",
+    "chat_tokens",
+    "count_text",
+    "encode_text",
+    "encoding_for",
+    "encoding_name_for",
+    "off_loop",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _PER_MESSAGE = 3
 _PER_NAME = 1
@@ -53,12 +67,55 @@ def _text(content: Any) -> str:
     return "".join(part.text for part in content if isinstance(part, TextPart))
 
 
+OFF_LOOP_CHARS = 64 * 1024
+"""Texts this long are tokenized on a worker thread, not on the event loop (tokenizers release
+the GIL between pieces, so other requests go on meanwhile)."""
+
+_PIECE = 100_000
+"""Characters encoded at once: the BPE backend refuses a million characters or 200,000 tokens in
+one call, so longer texts are counted piece by piece, split at whitespace."""
+
+
+async def off_loop(
+    work: Callable[Concatenate[str, P], T], text: str, *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """``work(text, ...)`` inline for a short text, on a worker thread for a long one."""
+    if len(text) < OFF_LOOP_CHARS:
+        return work(text, *args, **kwargs)
+    return await asyncio.to_thread(work, text, *args, **kwargs)
+
+
+def encode_text(encoder: Encoder, text: str) -> list[int]:
+    """The token ids of ``text``; a very long one is encoded in pieces split at whitespace (a
+    token or so may differ at each of a few splits, where one call would refuse the text)."""
+    if len(text) <= _PIECE:
+        return encoder.encode_ordinary(text)
+    ids: list[int] = []
+    start = 0
+    while start < len(text):
+        end = min(start + _PIECE, len(text))
+        if end < len(text):
+            space = text.rfind(" ", start + _PIECE // 2, end)
+            end = space if space > start else end
+        ids += encoder.encode_ordinary(text[start:end])
+        start = end
+    return ids
+
+
+def count_text(encoder: Encoder, text: str) -> int:
+    return (
+        len(encoder.encode_ordinary(text))
+        if len(text) <= _PIECE
+        else len(encode_text(encoder, text))
+    )
+
+
 def chat_tokens(encoder: Encoder, request: ChatCompletionRequest) -> int:
     """Prompt tokens of a chat request, counted as OpenAI counts them."""
     total = _REPLY_PRIMING
     for message in request.messages:
         total += _PER_MESSAGE + len(encoder.encode_ordinary(message.role))
-        total += len(encoder.encode_ordinary(_text(getattr(message, "content", None))))
+        total += count_text(encoder, _text(getattr(message, "content", None)))
         name = getattr(message, "name", None)
         if name:
             total += _PER_NAME + len(encoder.encode_ordinary(name))

@@ -24,6 +24,7 @@ from chatgate.api.embeddings import EmbeddingEndpoint
 from chatgate.api.experiments import ExperimentEndpoints
 from chatgate.api.files import FileEndpoints
 from chatgate.api.governed import Governed
+from chatgate.api.limits import BodyLimitMiddleware
 from chatgate.api.middleware import RequestIdMiddleware
 from chatgate.api.models import ModelEndpoints
 from chatgate.api.moderations import ModerationEndpoint
@@ -104,7 +105,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def _middleware(settings: Settings) -> list[Middleware]:
     # No compression middleware: a gzip layer would buffer server-sent events (any added later
     # must exclude text/event-stream, as Starlette's GZipMiddleware does).
-    stack = [Middleware(RequestIdMiddleware)]
+    stack = [
+        Middleware(RequestIdMiddleware),
+        Middleware(
+            BodyLimitMiddleware,
+            max_body_bytes=settings.server.max_body_bytes,
+            max_upload_bytes=settings.files.max_bytes,
+        ),
+    ]
     cors = settings.cors
     if cors.allow_origins:
         stack.append(

@@ -21,7 +21,7 @@ from chatgate.gateway import Authenticator
 from chatgate.gateway.auth import Principal, access_of
 from chatgate.gateway.observe import RequestEnd
 from chatgate.gateway.operations import FILES, NO_MODEL, Deferred
-from chatgate.protocol import InvalidRequestError, NotFoundError
+from chatgate.protocol import InvalidRequestError, NotFoundError, PayloadTooLargeError
 from chatgate.protocol.files import UPLOAD_PURPOSES, DeletedFile, FileObject
 from chatgate.state.files import FileInfo, FileStore, FileTooLarge
 
@@ -126,7 +126,7 @@ class FileEndpoints:
                     max_bytes=self._config.max_bytes,
                 )
             except FileTooLarge as exc:
-                raise InvalidRequestError(
+                raise PayloadTooLargeError(
                     f"The file is larger than the limit of {exc.limit} bytes.",
                     param="file",
                     code="file_too_large",

@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
@@ -122,7 +122,7 @@ class Governed:
                 response = await until_disconnect(request, work(end))
             else:
                 response = await work(end)
-        except ClientDisconnected:
+        except (ClientDisconnected, ClientDisconnect):  # ClientDisconnect: gone mid-upload
             log.info("client disconnected; request %s cancelled", end.request_id)
             end.status, end.error_type = 499, "client_disconnected"
             self.observer.finish(end)

@@ -9,7 +9,9 @@ Hierarchy::
     |   +-- ContentPolicyError         (400 invalid_request_error, code content_policy_violation)
     +-- AuthenticationError            (401 authentication_error, code invalid_api_key)
     +-- PermissionDeniedError          (403 permission_error, code permission_denied)
+    +-- PayloadTooLargeError           (413 invalid_request_error, code request_too_large)
     +-- TooManyRequestsError           (429 rate_limit_error)
+    |   +-- RequestTooLargeError       (429: more tokens than a tokens-per-minute limit)
     +-- ConflictError                  (409 invalid_request_error)
     +-- NotFoundError                  (404 invalid_request_error)
     |   +-- ModelNotFoundError         (404 invalid_request_error, code model_not_found)
@@ -35,6 +37,7 @@ __all__ = [
     "ModelNotFoundError",
     "NotFoundError",
     "OverloadedError",
+    "PayloadTooLargeError",
     "PermissionDeniedError",
     "RequestTooLargeError",
     "ServiceUnavailableError",
@@ -115,6 +118,14 @@ class TooManyRequestsError(ChatgateError):
     status = 429
     type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
+
+
+class PayloadTooLargeError(ChatgateError):
+    """A request body (or an uploaded file) larger than its limit: refused before it is read."""
+
+    status = 413
+    type = "invalid_request_error"
+    default_code = "request_too_large"
 
 
 class RequestTooLargeError(TooManyRequestsError):

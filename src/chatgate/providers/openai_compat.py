@@ -8,6 +8,7 @@ upstream echoes back.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -26,7 +27,14 @@ from chatgate.protocol import (
 )
 from chatgate.providers.base import Capabilities, ChatCall, ProviderState
 from chatgate.providers.session import upstream_session
-from chatgate.tokenizers import chat_tokens, encoding_for, encoding_name_for
+from chatgate.tokenizers import (
+    OFF_LOOP_CHARS,
+    chat_tokens,
+    encode_text,
+    encoding_for,
+    encoding_name_for,
+    off_loop,
+)
 
 __all__ = ["OpenAICompatProvider", "post_upstream", "scrub_secret", "upstream_headers"]
 
@@ -69,14 +77,19 @@ class OpenAICompatProvider:
         return self._config.context_window
 
     async def count_tokens(self, request: ChatCompletionRequest) -> int | None:
-        return chat_tokens(self._encoder, request)
+        if request.rough_prompt_tokens() * 4 < OFF_LOOP_CHARS:
+            return chat_tokens(self._encoder, request)
+        return await asyncio.to_thread(chat_tokens, self._encoder, request)
 
     async def tokenize(
         self, prompt: str | ChatCompletionRequest, *, add_special_tokens: bool = True
     ) -> list[int] | None:
-        if isinstance(prompt, str):
-            return self._encoder.encode_ordinary(prompt)  # OpenAI's encodings add no BOS
+        if isinstance(prompt, str):  # OpenAI's encodings add no BOS
+            return await off_loop(self._encode, prompt)
         return None  # OpenAI's chat framing tokens have no published ids; the count is exact
+
+    def _encode(self, text: str) -> list[int]:
+        return encode_text(self._encoder, text)
 
     def _body(self, call: ChatCall) -> bytes:
         body = dict(call.body)

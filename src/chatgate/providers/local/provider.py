@@ -32,6 +32,7 @@ from chatgate.providers.local.queue import GenerationQueue
 from chatgate.providers.local.sampling import SamplingParams
 from chatgate.providers.local.template import ChatTemplate
 from chatgate.providers.local.weights import default_cache_dir, requantized
+from chatgate.tokenizers import off_loop
 
 __all__ = ["LocalProvider", "default_model_path"]
 
@@ -161,14 +162,15 @@ class LocalProvider:
 
     async def count_tokens(self, request: ChatCompletionRequest) -> int | None:
         engine, template = await self._ready_engine()
-        return len(self._prompt_tokens(engine, template.render(request)))
+        return len(await self._prompt_tokens(engine, template.render(request)))
 
-    def _prompt_tokens(self, engine: Engine, prompt: str) -> list[int]:
+    async def _prompt_tokens(self, engine: Engine, prompt: str) -> list[int]:
         """A rendered prompt's tokens, remembered for the next few prompts: the context check
         counts a request's prompt and the call then needs the same tokens."""
         tokens = self._tokenized.get(prompt)
         if tokens is None:
-            tokens = self._tokenized[prompt] = engine.tokenize(prompt)
+            tokens = await off_loop(engine.tokenize, prompt)
+            self._tokenized[prompt] = tokens
             if len(self._tokenized) > 64:
                 self._tokenized.popitem(last=False)
         return tokens
@@ -178,8 +180,8 @@ class LocalProvider:
     ) -> list[int] | None:
         engine, template = await self._ready_engine()
         if isinstance(prompt, str):
-            return engine.tokenize_text(prompt, add_bos=add_special_tokens)
-        return engine.tokenize(template.render(prompt))
+            return await off_loop(engine.tokenize_text, prompt, add_bos=add_special_tokens)
+        return await off_loop(engine.tokenize, template.render(prompt))
 
     async def _ready_engine(self) -> tuple[Engine, ChatTemplate]:
         if self._loaded is None:
@@ -196,7 +198,7 @@ class LocalProvider:
     async def _prepare(self, call: ChatCall) -> tuple[Engine, _Prepared]:
         engine, template = await self._ready_engine()
         request = call.request
-        tokens = self._prompt_tokens(engine, template.render(request))
+        tokens = await self._prompt_tokens(engine, template.render(request))
         window = self.context_window() or engine.n_ctx
         limit = request.completion_limit
         _check_context(len(tokens), limit, window)

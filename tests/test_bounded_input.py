@@ -1,0 +1,152 @@
+"""Bounded input: a body larger than its route allows is refused with 413 in OpenAI's shape — by
+its declared length before it is read, or as it arrives when it declares none; an upload is
+bounded by ``files.max_bytes`` and nothing of it is kept; a client that leaves mid-upload is logged
+as a disconnect, not a failure; and tokenizing a large prompt does not stall other requests."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+import openai
+import pytest
+
+from tests.fake_upstream import FakeUpstream
+from tests.support import Gateway, post_json, start_gateway, wait_healthy
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def small(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    config = f"""
+server: {{max_body_bytes: {MIB}}}
+files: {{max_bytes: {MIB}}}
+models:
+  - {{name: echo, provider: openai_compat, base_url: '{upstream.base_url}'}}
+"""
+    server = start_gateway(tmp_path_factory.mktemp("bounded"), config=config)
+    yield server
+    server.stop()
+
+
+def _assert_413(status: int, body: bytes, code: str = "request_too_large") -> None:
+    assert status == 413, body[:200]
+    error = json.loads(body)["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert (error["type"], error["code"]) == ("invalid_request_error", code)
+
+
+def _chat_of(size: int) -> dict[str, object]:
+    return {"model": "echo", "messages": [{"role": "user", "content": "x" * size}]}
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_read(
+    small: Gateway,
+) -> None:
+    response = post_json(f"{small.base_url}/chat/completions", _chat_of(2 * MIB))
+    _assert_413(response.status, response.body)
+    assert response.headers["x-request-id"].startswith("req_")
+    assert post_json(f"{small.base_url}/chat/completions", _chat_of(1000)).status == 200
+
+
+async def _chunked(url: str, size: int) -> tuple[int, bytes]:
+    async def pieces() -> AsyncIterator[bytes]:
+        payload = json.dumps(_chat_of(size)).encode()
+        for start in range(0, len(payload), 64 * 1024):
+            yield payload[start : start + 64 * 1024]
+
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=pieces(), headers={"Content-Type": "application/json"}) as answer,
+    ):
+        return answer.status, await answer.read()
+
+
+def test_a_body_without_a_declared_length_is_refused_as_it_passes_the_limit(
+    small: Gateway,
+) -> None:
+    status, body = asyncio.run(_chunked(f"{small.base_url}/chat/completions", 2 * MIB))
+    _assert_413(status, body)
+    status, _ = asyncio.run(_chunked(f"{small.base_url}/chat/completions", 1000))
+    assert status == 200
+
+
+def test_an_upload_over_files_max_bytes_is_refused_and_nothing_is_kept(small: Gateway) -> None:
+    client = openai.OpenAI(base_url=small.base_url, api_key="unused", max_retries=0)
+    before = {f.id for f in client.files.list()}
+    with pytest.raises(openai.APIStatusError) as refused:
+        client.files.create(file=("big.txt", io.BytesIO(b"a" * (3 * MIB))), purpose="user_data")
+    _assert_413(refused.value.status_code, refused.value.response.content)
+    # Just over the file limit, within the form's room: refused as the file is stored.
+    with pytest.raises(openai.APIStatusError) as over:
+        client.files.create(file=("over.txt", io.BytesIO(b"a" * (MIB + 10))), purpose="user_data")
+    _assert_413(over.value.status_code, over.value.response.content, "file_too_large")
+    assert {f.id for f in client.files.list()} == before
+    assert client.files.create(file=("ok.txt", io.BytesIO(b"fits")), purpose="user_data").id
+
+
+def test_a_client_leaving_mid_upload_is_logged_as_a_disconnect(small: Gateway) -> None:
+    boundary = "b0undary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+        "Content-Type: text/plain\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", small.port)) as connection:
+        connection.sendall(
+            (
+                "POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                f"Content-Length: {len(head) + 512 * 1024}\r\n\r\n"
+            ).encode()
+            + head
+            + b"a" * 4096
+        )
+    log = small.log_with("client disconnected")
+    assert "client disconnected" in log
+    assert "unhandled error" not in log
+    wait_healthy(small)
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    server = start_gateway(tmp_path_factory.mktemp("bounded-embedded"))
+    yield server
+    server.stop()
+
+
+async def _health_while_tokenizing(gateway: Gateway) -> tuple[float, float, int]:
+    """Seconds a large chat request took, the longest ``/health`` took while it ran (asked
+    again and again until it ends), and the large request's status."""
+    prompt = "lorem ipsum dolor sit amet, " * 200_000  # 5.6 MB: tokenized for seconds
+    body = {"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": prompt}]}
+    async with aiohttp.ClientSession() as session:
+        started = time.monotonic()
+
+        async def large() -> int:
+            async with session.post(f"{gateway.base_url}/chat/completions", json=body) as answer:
+                await answer.read()
+                return answer.status
+
+        task = asyncio.ensure_future(large())
+        slowest = 0.0
+        while not task.done():  # no answer yet: the server is reading and working on the prompt
+            asked = time.monotonic()
+            async with session.get(f"{gateway.url}/health") as health:
+                assert health.status == 200
+            slowest = max(slowest, time.monotonic() - asked)
+        status = await task
+        return time.monotonic() - started, slowest, status
+
+
+def test_tokenizing_a_large_prompt_leaves_the_server_responsive(embedded: Gateway) -> None:
+    large_s, health_s, status = asyncio.run(_health_while_tokenizing(embedded))
+    assert status == 400  # far more than the model's context window
+    # Without the tokenizer off the event loop, one health check waits for most of it.
+    assert health_s < large_s / 4, (health_s, large_s)
