@@ -5,6 +5,8 @@ Its behaviour is chosen by the ``model`` the gateway sends upstream:
 - ``echo``: answers with the last user message; streams it in three chunks.
 - ``error-400`` / ``error-500``: OpenAI-shaped errors with that status.
 - ``error-401-echo-key``: a 401 whose message repeats the Authorization header it got.
+- ``masked-key``: a 400 whose message shows the key it got in masked forms, as OpenAI's do
+  (``sk-upstr**************6789``, ``sk-upstr...789``).
 - ``slow``: never answers (for read timeouts).
 - ``stream-drop``: two chunks, then the connection is cut.
 - ``stream-error``: one chunk, then an SSE ``error`` event.
@@ -192,6 +194,10 @@ class FakeUpstream:
         if model.startswith("error-401"):
             key = request.headers.get("Authorization", "")
             return _error(401, f"Incorrect API key provided: {key}", "invalid_request_error")
+        if model == "masked-key":
+            key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            masked = f"{key[:8]}{'*' * 14}{key[-4:]} (also {key[:8]}...{key[-3:]})"
+            return _error(400, f"Key {masked} is not allowed here", "invalid_request_error")
         if model.startswith("error-"):
             status = int(model.split("-")[1])
             kind = "invalid_request_error" if status < 500 else "server_error"

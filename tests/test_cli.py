@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,38 @@ def test_serve_says_loudly_that_it_is_open(tmp_path: Path) -> None:
         assert "NO MASTER KEY" in gateway.log_with("NO MASTER KEY")
     finally:
         gateway.stop()
+
+
+LIGHT = "models:\n  - {name: echo, provider: openai_compat, base_url: 'http://127.0.0.1:9/v1'}\n"
+
+
+def test_the_store_is_private_to_the_user_running_chatgate(tmp_path: Path) -> None:
+    gateway = start_gateway(tmp_path, LIGHT)
+    try:
+        data = tmp_path / "data"
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        for name in ("chatgate.db", "chatgate.db-wal", "chatgate.db-shm"):
+            assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+        assert "can be read by other users" not in gateway.log()
+    finally:
+        gateway.stop()
+
+
+def test_a_store_others_can_read_is_warned_about(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    (data / "chatgate.db").touch(mode=0o644)
+    (data / "chatgate.db").chmod(0o644)
+    gateway = start_gateway(tmp_path, LIGHT)
+    try:
+        log = gateway.log_with("can be read by other users")
+        assert "WARNING: the store can be read by other users" in log
+        assert f"{data} (drwxr-xr-x)" in log and "chatgate.db (-rw-r--r--)" in log
+    finally:
+        gateway.stop()
+
+
+def test_serve_binds_a_host_given_by_name(tmp_path: Path) -> None:
+    gateway = start_gateway(tmp_path, LIGHT, args=("--host", "localhost"))
+    gateway.stop()  # healthy at 127.0.0.1: `localhost` was resolved, not refused

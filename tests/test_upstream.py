@@ -42,6 +42,7 @@ def proxy(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> I
         _model("bad-request", "error-400", base),
         _model("broken", "error-500", base),
         _model("leaky", "error-401-echo-key", base),
+        _model("masking", "masked-key", base),
         _model("sleepy", "slow", base, "\n    read_timeout: 0.5"),
         _model("dropper", "stream-drop", base),
         _model("erring", "stream-error", base),
@@ -134,6 +135,17 @@ def test_upstream_auth_failure_never_echoes_the_key(proxy: Gateway) -> None:
     assert response.json()["error"]["code"] == "upstream_auth_failed"
     assert KEY not in response.body.decode()
     assert KEY not in proxy.log()
+
+
+def test_a_masked_form_of_the_upstream_key_is_scrubbed_too(proxy: Gateway) -> None:
+    response = post_json(
+        f"{proxy.base_url}/chat/completions", {"model": "masking", "messages": ASK}
+    )
+    assert response.status == 400
+    message = response.json()["error"]["message"]
+    assert "not allowed here" in message  # the upstream's error is passed on...
+    assert KEY[:8] not in message and KEY[-3:] not in message  # ...without the key's parts
+    assert KEY[:8] not in proxy.log()
 
 
 def test_read_timeout_is_504(proxy: Gateway) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from pathlib import Path
 
 import click
@@ -38,24 +40,48 @@ def _refuse_open_network(settings: Settings) -> None:
         )
 
 
+def _address(host: str) -> str:
+    """The IP address to bind for ``host`` (a name such as ``localhost`` is resolved: the
+    server binds addresses, not names)."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise click.ClickException(f"cannot bind to `{host}`: {exc}") from None
+    ipv4 = [f for f in found if f[0] == socket.AF_INET]  # `localhost` is 127.0.0.1 before ::1
+    return str((ipv4 or found)[0][4][0])
+
+
 def _prepare_store(settings: Settings) -> None:
     """Migrate the store (one replica at a time), or with migrations off check that its schema
     is this chatgate's; refuse, with what to do, a schema newer than this chatgate knows."""
 
-    async def go() -> None:
+    async def go() -> list[str]:
         database = store(settings)
         try:
             if settings.store.migrate_on_start:
                 await database.upgrade()
             else:
                 await database.check_schema()
+            return database.exposed()
         finally:
             await database.close()
 
     try:
-        run(go())
+        exposed = run(go())
     except SchemaError as exc:
         raise click.ClickException(str(exc)) from None
+    if exposed:
+        click.echo(
+            "WARNING: the store can be read by other users of this machine: "
+            f"{', '.join(exposed)}. Keys' hashes, uploaded files and batch lines are in it"
+            " (in plain text without encryption keys). Make the folder 0700 and the files 0600.",
+            err=True,
+        )
 
 
 @click.command()
@@ -110,7 +136,7 @@ def serve(
     Granian(
         "chatgate.api.app:app_from_environment",
         factory=True,
-        address=server.host,
+        address=_address(server.host),
         port=server.port,
         interface=Interfaces.ASGI,
         workers=server.workers,

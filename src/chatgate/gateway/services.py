@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import secrets
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -76,12 +77,17 @@ MIN_MASTER_KEY = 16
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+    """Whether ``host`` (an address, or a name such as ``localhost``) is this machine only:
+    every address a name resolves to must be a loopback address."""
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
         return False
+    return bool(found) and all(ipaddress.ip_address(f[4][0]).is_loopback for f in found)
 
 
 def master_key(settings: Settings) -> str | None:

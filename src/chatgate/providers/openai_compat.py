@@ -9,7 +9,9 @@ upstream echoes back.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -188,10 +190,23 @@ def upstream_headers(extra: dict[str, str], api_key: str | None) -> dict[str, st
 
 
 def scrub_secret(text: str, secret: str | None) -> str:
-    """``text`` with the gateway's upstream key masked (upstreams echo what they received)."""
-    if secret and secret in text:
+    """``text`` with the gateway's upstream key masked (upstreams echo what they received) —
+    whole, or in a masked form that still shows parts of it (``sk-proj****...6789``,
+    ``sk-upstr...789``, as OpenAI's error messages do)."""
+    if not secret:
+        return text
+    if secret in text:
         text = text.replace(secret, "***")
+    if len(secret) >= 8 and secret[:4] in text:
+        text = _masked(secret[:4]).sub("***", text)
     return text
+
+
+@functools.lru_cache(maxsize=16)
+def _masked(prefix: str) -> re.Pattern[str]:
+    """A key's masked forms: its first characters, maybe more of it, a mask (``*``, ``...``,
+    ``…``), maybe its last characters."""
+    return re.compile(re.escape(prefix) + r"[\w-]{0,60}(?:\*+|\.{2,}|…)+[\w-]{0,16}")
 
 
 async def post_upstream(

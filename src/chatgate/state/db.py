@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import os
+import stat
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,7 +35,15 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-__all__ = ["MIGRATION_LOCK", "Database", "SchemaError", "SchemaState", "schema_state"]
+__all__ = [
+    "MIGRATION_LOCK",
+    "Database",
+    "SchemaError",
+    "SchemaState",
+    "exposed",
+    "private_file",
+    "schema_state",
+]
 
 MIGRATION_LOCK = 0x63686174_67617465
 """The PostgreSQL advisory lock key every chatgate migration takes ("chatgate" in ASCII)."""
@@ -75,6 +85,35 @@ def too_new(state: SchemaState, url: str) -> SchemaError:
     )
 
 
+def private_file(path: Path) -> None:
+    """Create ``path``'s folder (0700) and the file itself (0600) if they do not exist yet: the
+    store holds keys' hashes, uploaded files and batch lines — in plain text where no data keys
+    are configured — so only the user running chatgate may read it. (SQLite gives the database's
+    ``-wal`` and ``-shm`` files the database file's own mode.)"""
+    folder = path.parent
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700)
+        folder.chmod(0o700)  # whatever the umask
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        path.chmod(0o600)
+
+
+def exposed(path: Path) -> list[str]:
+    """Which of the store's folder, file, ``-wal`` and ``-shm`` others may read or enter."""
+    found = []
+    for candidate in (
+        path.parent,
+        path,
+        *(path.with_name(path.name + s) for s in ("-wal", "-shm")),
+    ):
+        with contextlib.suppress(FileNotFoundError):
+            mode = candidate.stat().st_mode
+            if mode & 0o077:
+                found.append(f"{candidate} ({stat.filemode(mode)})")
+    return found
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -93,7 +132,7 @@ class Database:
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 self._file = Path(parsed.database)
-                self._file.parent.mkdir(parents=True, exist_ok=True)
+                private_file(self._file)
         else:
             options["pool_size"] = pool_size
         self.engine: AsyncEngine = create_async_engine(url, **options)
@@ -125,6 +164,7 @@ class Database:
             yield
             return
         path = self._file.with_name(self._file.name + ".migrate.lock")
+        private_file(path)
         with path.open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -160,6 +200,10 @@ class Database:
                 f"({state.head}; it has {', '.join(state.current) or 'none'}) and "
                 "store.migrate_on_start is off: run `chatgate db upgrade` first."
             )
+
+    def exposed(self) -> list[str]:
+        """The store's files that others may read (SQLite; nothing for PostgreSQL)."""
+        return [] if self._file is None else exposed(self._file)
 
     async def close(self) -> None:
         await self.engine.dispose()
