@@ -117,3 +117,11 @@ def test_prompt_plus_max_tokens_beyond_window_is_400(client: openai.OpenAI) -> N
 def test_unknown_route_and_method(gateway: Gateway) -> None:
     assert_error(raw(f"{gateway.base_url}/engines"), 404, code="unknown_url")
     assert_error(raw(f"{gateway.base_url}/chat/completions"), 405)
+    # A CORS preflight where no origins are allowed is a refused method, in the same shape.
+    preflight = raw(
+        f"{gateway.base_url}/chat/completions",
+        method="OPTIONS",
+        headers={"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert_error(preflight, 405)
+    assert_error(raw(f"{gateway.base_url}/files/file-x", method="PUT"), 405)
