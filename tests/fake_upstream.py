@@ -5,6 +5,9 @@ Its behaviour is chosen by the ``model`` the gateway sends upstream:
 - ``echo``: answers with the last user message; streams it in three chunks.
 - ``error-400`` / ``error-500``: OpenAI-shaped errors with that status.
 - ``error-401-echo-key``: a 401 whose message repeats the Authorization header it got.
+- ``picky``: like ``echo``, but a request with a ``json_schema`` response format gets a 500 whose
+  message is a Python traceback ending in a ``ValueError`` (as llama.cpp's server answers one).
+- ``empty-400``: a 400 with an empty body.
 - ``masked-key``: a 400 whose message shows the key it got in masked forms, as OpenAI's do
   (``sk-upstr**************6789``, ``sk-upstr...789``).
 - ``slow``: never answers (for read timeouts).
@@ -194,6 +197,15 @@ class FakeUpstream:
         if model.startswith("error-401"):
             key = request.headers.get("Authorization", "")
             return _error(401, f"Incorrect API key provided: {key}", "invalid_request_error")
+        if model == "picky" and (body.get("response_format") or {}).get("type") == "json_schema":
+            trace = (
+                "Traceback (most recent call last):\n"
+                '  File "/srv/engine/llama_cpp/server/app.py", line 411, in create\n'
+                "ValueError: unsupported schema keyword"
+            )
+            return _error(500, trace, "internal_server_error")
+        if model == "empty-400":
+            return web.Response(status=400)
         if model == "masked-key":
             key = request.headers.get("Authorization", "").removeprefix("Bearer ")
             masked = f"{key[:8]}{'*' * 14}{key[-4:]} (also {key[:8]}...{key[-3:]})"

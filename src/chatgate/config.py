@@ -606,6 +606,9 @@ class OpenAICompatModelConfig(_ModelBase):
     max_connections: Annotated[int, Field(ge=1)] = 256
     headers: dict[str, str] = {}
     """Extra headers sent upstream (not for secrets: use `api_key_env`/`api_key_file`)."""
+    request_id_header: str | None = "X-Request-Id"
+    """Header carrying each request's id upstream: the client's own id when it sent one, else a
+    UUID (what every engine accepts; llama.cpp's server refuses other forms); null: none."""
     tokenizer: Literal["o200k_base", "cl100k_base"] | None = None
     """Encoding for token counts (default: from the upstream model id, e.g. o200k_base for
     gpt-4o)."""
@@ -614,6 +617,12 @@ class OpenAICompatModelConfig(_ModelBase):
     def _one_key_source(self) -> OpenAICompatModelConfig:
         if self.api_key_env and self.api_key_file:
             raise ValueError("set at most one of `api_key_env` and `api_key_file`")
+        named = (self.request_id_header or "").lower()
+        if named and any(header.lower() == named for header in self.headers):
+            raise ValueError(
+                f"`headers` sets `{self.request_id_header}`, which carries each request's id "
+                "(`request_id_header`): set `request_id_header: null` to send yours instead"
+            )
         return self
 
 

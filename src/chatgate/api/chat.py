@@ -57,7 +57,12 @@ class ChatEndpoint:
             log.debug("request carries fields chatgate passes on: %s", sorted(chat.model_extra))
         assert end.principal is not None
         outcome, ctx = await self._pipeline.chat(
-            chat, body, end.request_id, end.principal, request.headers
+            chat,
+            body,
+            end.request_id,
+            end.principal,
+            request.headers,
+            client_request_id=end.client_request_id,
         )
         if not isinstance(outcome, ChunkStream):
             return self._governed.answer(end, ctx, orjson.dumps(outcome))

@@ -47,7 +47,7 @@ class RequestIdMiddleware:
         # The gateway's own id, whatever the client sent: unique and unguessable, it is what the
         # request log, feedback and experiments key on (a client could otherwise reuse another
         # tenant's id). The client's id is kept beside it and echoed back.
-        request_id = f"req_{secrets.token_hex(12)}"
+        request_id = f"req_{secrets.token_hex(16)}"  # 128 bits: upstreams see it as a UUID
         client_id = _client_request_id(scope)
         state = scope.setdefault("state", {})
         state["request_id"], state["client_request_id"] = request_id, client_id

@@ -27,6 +27,12 @@ class Breaker:
             return "half_open"
         return "open"
 
+    def retry_after(self) -> float:
+        """Seconds until an open circuit lets a probe through (0 when it would now)."""
+        if self._opened_at is None:
+            return 0.0
+        return max(0.0, self._opened_at + self._cooldown - time.monotonic())
+
     def available(self) -> bool:
         """May a request go to this deployment now?"""
         state = self.state

@@ -152,6 +152,8 @@ class Context(Generic[R, M]):
     for operations without a counter that were given none: uploads, batch creation)."""
     call: ChatCall | None = None
     """A chat provider's view of this request, made when the router first needs it."""
+    client_request_id: str | None = None
+    """The id the client gave its request, if any (``request_id`` is the gateway's)."""
 
     @property
     def stream(self) -> bool:
@@ -212,6 +214,7 @@ def chat_call(ctx: ChatContext) -> ChatCall:
             deadline=ctx.deadline,
             priority=ctx.priority,
             stats=ctx.stats,
+            client_request_id=ctx.client_request_id,
         )
     return ctx.call
 

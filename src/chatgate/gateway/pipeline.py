@@ -124,6 +124,8 @@ class Pipeline:
         request_id: str,
         principal: Principal,
         headers: Mapping[str, str] | None = None,
+        *,
+        client_request_id: str | None = None,
     ) -> tuple[Outcome, ChatContext]:
         assignment = None
         if self.experiments is not None:
@@ -148,6 +150,7 @@ class Pipeline:
             deadline=self.deadline(),
             prompt=prompt,
             assignment=assignment,
+            client_request_id=client_request_id,
         )
         if chosen is not None:
             ctx.response_headers[AUTO_HEADER] = chosen

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -46,6 +47,8 @@ class SlowFirstTokenError(ChatgateError):
 def retryable(error: BaseException) -> bool:
     """Transient failures worth another attempt: 429, 5xx, timeouts, overload, unavailability."""
     if isinstance(error, UpstreamError):
+        if error.deterministic:  # it would fail the same way again; the upstream is fine
+            return False
         return error.status_code == 429 or error.status_code >= 500
     return isinstance(
         error, UpstreamTimeoutError | OverloadedError | ServiceUnavailableError
@@ -132,9 +135,12 @@ class Router:
     def _pick(self, group: ModelGroup, tried: set[int]) -> Deployment:
         open_ = [d for d in group.deployments if d.breaker.available()]
         if not open_:
+            wait = min(d.breaker.retry_after() for d in group.deployments)
             raise ServiceUnavailableError(
-                f"Every deployment of `{group.name}` is failing (circuit open); retry shortly.",
+                f"Every deployment of `{group.name}` is failing (circuit open); retry in "
+                f"{math.ceil(wait)}s.",
                 code="circuit_open",
+                headers={"retry-after": str(max(1, math.ceil(wait)))},
             )
         fresh = [d for d in open_ if id(d) not in tried] or open_
         if self._config.strategy == "weighted":

@@ -186,10 +186,14 @@ class UpstreamError(ChatgateError):
         param: str | None = None,
         code: str | None = None,
         retry_after: float | None = None,
+        deterministic: bool = False,
     ):
         super().__init__(message, param=param, code=code)
         self.retry_after = retry_after
         """Seconds the upstream asked us to wait (its ``retry-after``), if it said."""
+        self.deterministic = deterministic
+        """The upstream refused this request as it is (a 4xx, or a 500 reporting a validation
+        error): it would fail the same way again, and says nothing of the upstream's health."""
         self._status = status
         self._type = error_type or ("server_error" if status >= 500 else "invalid_request_error")
 

@@ -53,6 +53,8 @@ class ChatCall:
     request_id: str
     deadline: float
     """``time.monotonic()`` by which the call must end."""
+    client_request_id: str | None = None
+    """The id the client gave its request, if any (forwarded upstream as the request's id)."""
     created: int = field(default_factory=lambda: int(time.time()))
     priority: int = 1
     """0 critical, 1 normal, 2 low: the order in which a busy model takes waiting calls."""

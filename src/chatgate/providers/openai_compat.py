@@ -9,9 +9,11 @@ upstream echoes back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import re
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -38,7 +40,13 @@ from chatgate.tokenizers import (
     off_loop,
 )
 
-__all__ = ["OpenAICompatProvider", "post_upstream", "scrub_secret", "upstream_headers"]
+__all__ = [
+    "OpenAICompatProvider",
+    "post_upstream",
+    "scrub_secret",
+    "upstream_headers",
+    "upstream_id",
+]
 
 log = logging.getLogger("chatgate.providers.openai_compat")
 
@@ -105,7 +113,13 @@ class OpenAICompatProvider:
     async def _post(self, call: ChatCall) -> aiohttp.ClientResponse:
         if self._session is None:
             raise ChatgateError("The upstream client is not started.")
-        headers = {**self._headers, "X-Request-Id": call.request_id}
+        headers = self._headers
+        if self._config.request_id_header:
+            headers = {
+                **headers,
+                self._config.request_id_header: call.client_request_id
+                or upstream_id(call.request_id),
+            }
         timeout = aiohttp.ClientTimeout(
             total=call.time_left(),
             sock_connect=self._config.connect_timeout,
@@ -189,6 +203,17 @@ def upstream_headers(extra: dict[str, str], api_key: str | None) -> dict[str, st
     return headers
 
 
+def upstream_id(request_id: str) -> str:
+    """The request's id as a UUID (engines such as llama.cpp's server refuse any other form):
+    the gateway's 128-bit id in UUID form (version 4), so the two can be matched; other ids
+    (batch lines') by a name-based UUID."""
+    digits = request_id.removeprefix("req_")
+    if len(digits) == 32:
+        with contextlib.suppress(ValueError):
+            return str(uuid.UUID(hex=digits, version=4))
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, request_id))
+
+
 def scrub_secret(text: str, secret: str | None) -> str:
     """``text`` with the gateway's upstream key masked (upstreams echo what they received) —
     whole, or in a masked form that still shows parts of it (``sk-proj****...6789``,
@@ -244,20 +269,20 @@ async def _upstream_error(
     response: aiohttp.ClientResponse, name: str, scrub: Callable[[str], str]
 ) -> UpstreamError:
     raw = await response.content.read(_MAX_ERROR_BYTES)
-    message = scrub(raw.decode("utf-8", "replace"))
-    error_type: str | None = None
-    param: str | None = None
-    code: str | None = None
+    text = scrub(raw.decode("utf-8", "replace")).strip()
+    message, error_type, param, code = text, None, None, None
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError:
         payload = None
     if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
         error = payload["error"]
-        message = scrub(str(error.get("message") or message))
+        message = scrub(str(error.get("message") or "")).strip()
         error_type = _str_or_none(error.get("type"))
         param = _str_or_none(error.get("param"))
         code = _str_or_none(error.get("code"))
+    elif isinstance(payload, dict) and isinstance(payload.get("detail"), str):
+        message = scrub(payload["detail"]).strip()  # FastAPI-style engines (vLLM, llama.cpp)
     status = response.status
     if status in (401, 403):
         # The client's credentials to chatgate were fine: this is the gateway's own key.
@@ -268,6 +293,32 @@ async def _upstream_error(
             error_type="api_error",
             code="upstream_auth_failed",
         )
+    if status >= 500:
+        # The whole answer goes to the log; the client is not shown an engine's internals
+        # (tracebacks, file paths).
+        log.warning("upstream %s answered %s: %s", name, status, (message or text)[:4000])
+        invalid = status == 500 and _refused_as_invalid(message or text, error_type)
+        return UpstreamError(
+            f"The upstream for `{name}` failed ({status}"
+            + (f", {code}" if code else "")
+            + ")."
+            + (
+                " It could not process this request; sending it again will not help."
+                if invalid
+                else ""
+            ),
+            status=status,
+            error_type=error_type if error_type and not invalid else None,
+            code=code,
+            retry_after=_retry_after(response),
+            deterministic=invalid,
+        )
+    if not message:
+        message = (
+            f"The upstream for `{name}` answered {status} {response.reason or ''} with no message."
+        )
+    elif payload is None:
+        message = f"The upstream for `{name}` answered {status}: {message[:300]}"
     return UpstreamError(
         message,
         status=status,
@@ -275,7 +326,23 @@ async def _upstream_error(
         param=param,
         code=code,
         retry_after=_retry_after(response),
+        deterministic=status not in (408, 429),
     )
+
+
+_INVALID = re.compile(
+    r"\b(?:ValueError|TypeError|KeyError|IndexError|ValidationError|JSONDecodeError|"
+    r"NotImplementedError|validation error|not supported|unsupported|invalid)\b",
+    re.IGNORECASE,
+)
+
+
+def _refused_as_invalid(message: str, error_type: str | None) -> bool:
+    """Does a 500 report that the request itself could not be processed (an engine's validation
+    error surfacing as a 500), rather than that the engine is unwell?"""
+    if error_type in ("invalid_request_error", "BadRequestError", "ValidationError"):
+        return True
+    return bool(_INVALID.search(message))
 
 
 def _retry_after(response: aiohttp.ClientResponse) -> float | None:
