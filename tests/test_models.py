@@ -77,7 +77,7 @@ def test_request_ids_are_the_gateways_and_the_clients_is_echoed(gateway: Gateway
     for header in ("X-Client-Request-Id", "X-Request-Id"):
         response = raw(f"{gateway.base_url}/models", headers={header: "trace-123"})
         assert response.headers["x-request-id"].startswith("req_")  # never the client's
-        assert len(response.headers["x-request-id"]) == len("req_") + 24
+        assert len(response.headers["x-request-id"]) == len("req_") + 32
         assert response.headers["x-client-request-id"] == "trace-123"
     unsafe = raw(f"{gateway.base_url}/models", headers={"X-Request-Id": "bad id\twith tab"})
     assert unsafe.headers["x-request-id"].startswith("req_")
