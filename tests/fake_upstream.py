@@ -8,6 +8,8 @@ Its behaviour is chosen by the ``model`` the gateway sends upstream:
 - ``picky``: like ``echo``, but a request with a ``json_schema`` response format gets a 500 whose
   message is a Python traceback ending in a ``ValueError`` (as llama.cpp's server answers one).
 - ``empty-400``: a 400 with an empty body.
+- ``no-usage``: like ``echo``, but its streams never carry usage, asked or not (as older vLLM,
+  Ollama and llama.cpp's server do).
 - ``masked-key``: a 400 whose message shows the key it got in masked forms, as OpenAI's do
   (``sk-upstr**************6789``, ``sk-upstr...789``).
 - ``slow``: never answers (for read timeouts).
@@ -326,7 +328,7 @@ class FakeUpstream:
                 return response
             await response.write(_sse(_chunk(model, {"content": piece})))
         await response.write(_sse(_chunk(model, {}, finish="stop")))
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if (body.get("stream_options") or {}).get("include_usage") and model != "no-usage":
             usage = _usage(text)
             await response.write(_sse({**_chunk(model, {}), "choices": [], "usage": usage}))
         if model != "stream-no-done":

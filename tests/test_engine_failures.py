@@ -1,14 +1,17 @@
 """An upstream engine's failures, classified: a request the engine always refuses (a 4xx, or a
 500 carrying its validation error) is answered once — not retried, not counted against the
 deployment, so other callers are unaffected — and without the engine's internals; errors with no
-message name the upstream's status; an open circuit says when to retry; and each request's id goes
-upstream as the client's own id or a UUID, in a header the operator can rename or turn off."""
+message name the upstream's status; an open circuit says when to retry; each request's id goes
+upstream as the client's own id or a UUID, in a header the operator can rename or turn off; and a
+stream whose upstream sends no usage is metered by the gateway all the same."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -37,6 +40,7 @@ models:
   - {{name: quiet, {base}, upstream_model: echo, request_id_header: null}}
   - {{name: renamed, {base}, upstream_model: echo, request_id_header: X-Correlation-Id}}
   - {{name: down, {base}, upstream_model: error-503}}
+  - {{name: unmetered, {base}, upstream_model: no-usage, pricing: {{input: 10, output: 20}}}}
 """
     server = start_gateway(tmp_path_factory.mktemp("engine"), config=config)
     yield server
@@ -115,3 +119,42 @@ def test_a_header_that_would_be_overridden_is_a_config_error(
     result = cli(tmp_path, "serve", "--config", str(config))
     assert result.returncode == 1
     assert "request_id_header: null" in result.stderr
+
+
+def _logged(gateway: Gateway, request_id: str) -> dict[str, Any]:
+    line = next(
+        line
+        for line in gateway.log_with(request_id).splitlines()
+        if request_id in line and '"event":"request"' in line
+    )
+    record: dict[str, Any] = json.loads(line[line.index("{") :])
+    return record
+
+
+def test_a_stream_without_usage_is_metered_by_the_gateway(engine: Gateway) -> None:
+    client = _sdk(engine)
+    stream = client.chat.completions.with_raw_response.create(
+        model="unmetered",
+        messages=ASK,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream.parse())
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "hello there"
+    usage = chunks[-1].usage  # the client asked for usage: it gets it, counted by the gateway
+    assert usage is not None and not chunks[-1].choices
+    assert usage.completion_tokens == 2  # "hello", " there"
+    assert usage.prompt_tokens > 0
+    record = _logged(engine, stream.headers["x-request-id"])
+    assert record["usage_source"] == "gateway"
+    assert (record["prompt_tokens"], record["completion_tokens"]) == (
+        usage.prompt_tokens,
+        usage.completion_tokens,
+    )
+    assert record["cost"] == pytest.approx((usage.prompt_tokens * 10 + 2 * 20) / 1e6)
+    plain = client.chat.completions.with_raw_response.create(
+        model="unmetered", messages=ASK, stream=True
+    )
+    assert all(chunk.usage is None for chunk in plain.parse())  # not asked for: not sent
+    assert _logged(engine, plain.headers["x-request-id"])["completion_tokens"] == 2

@@ -207,6 +207,7 @@ class Observer:
             priority=("critical", "normal", "low")[ctx.priority] if ctx else None,
             endpoint=end.endpoint,
             client_request_id=end.client_request_id,
+            usage_source=ctx.stats.usage_source if ctx is not None else None,
         )
         if ctx is not None:
             _annotate(record, ctx)

@@ -38,6 +38,9 @@ class ProviderStats:
     upstream_model: str | None = None
     usage: CompletionUsage | None = None
     """What the call actually used, once known (streams included), for limits and metering."""
+    usage_source: str | None = None
+    """``gateway`` when chatgate counted the usage itself (an upstream stream that sent none);
+    None when it is the provider's own."""
 
 
 @dataclass(slots=True)

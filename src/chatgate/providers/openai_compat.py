@@ -26,6 +26,7 @@ from chatgate.protocol import (
     ChatCompletionChunk,
     ChatCompletionRequest,
     ChatgateError,
+    CompletionUsage,
     UpstreamError,
     UpstreamTimeoutError,
 )
@@ -162,20 +163,26 @@ class OpenAICompatProvider:
         response = await self._post(call)
         finished = False
         client_wants_usage = call.request.include_usage_chunk
+        written: list[str] = []  # the answer's text, counted if the upstream sends no usage
+        last: dict[str, Any] | None = None
         try:
             async for line in response.content:
                 if not line.startswith(b"data:"):
                     continue  # comments, event names, blank separators
                 data = line[5:].strip()
                 if data == b"[DONE]":
-                    return
+                    finished = True
+                    break
                 chunk: dict[str, Any] = orjson.loads(data)
                 if "error" in chunk and "choices" not in chunk:
                     raise _stream_error(chunk["error"], self._scrub)
                 choices = chunk.get("choices") or ()
                 finished = finished or any(c.get("finish_reason") for c in choices)
+                for choice in choices:
+                    _collect(choice.get("delta") or {}, written)
                 if chunk.get("usage"):
                     call.stats.usage = chunk["usage"]
+                last = chunk
                 if not client_wants_usage:
                     chunk.pop("usage", None)
                     if not choices:
@@ -193,6 +200,41 @@ class OpenAICompatProvider:
             response.release()
         if not finished:  # a clean end without [DONE] is accepted once the answer finished
             raise _broken(None)
+        if call.stats.usage is None:  # the upstream sent none: count what it was sent and said
+            call.stats.usage = await self._counted(call, written)
+            call.stats.usage_source = "gateway"
+            if client_wants_usage and last is not None:
+                yield {
+                    "id": str(last.get("id") or ""),
+                    "object": "chat.completion.chunk",
+                    "created": int(last.get("created") or 0),
+                    "model": str(last.get("model") or ""),
+                    "choices": [],
+                    "usage": call.stats.usage,
+                }
+
+    async def _counted(self, call: ChatCall, written: list[str]) -> CompletionUsage:
+        prompt = await self.count_tokens(call.request) or 0
+        completion = len(await off_loop(self._encode, "".join(written)))
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+
+
+def _collect(delta: dict[str, Any], written: list[str]) -> None:
+    """The text a stream's delta adds (content, refusal, tool-call names and arguments)."""
+    for field in ("content", "refusal"):
+        value = delta.get(field)
+        if isinstance(value, str):
+            written.append(value)
+    for call in delta.get("tool_calls") or ():
+        function = call.get("function") or {}
+        for field in ("name", "arguments"):
+            value = function.get(field)
+            if isinstance(value, str):
+                written.append(value)
 
 
 def upstream_headers(extra: dict[str, str], api_key: str | None) -> dict[str, str]:

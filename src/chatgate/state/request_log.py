@@ -56,6 +56,8 @@ class RequestRecord:
     variant: str | None = None
     endpoint: str = "/v1/chat/completions"
     client_request_id: str | None = None
+    usage_source: str | None = None
+    """``gateway`` when chatgate counted the tokens itself (the upstream reported none)."""
 
 
 @dataclass(frozen=True, slots=True)

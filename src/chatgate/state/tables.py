@@ -154,6 +154,7 @@ class RequestLogRow(Base):
     variant: Mapped[str | None] = mapped_column(String(64))
     endpoint: Mapped[str] = mapped_column(String(64), server_default="/v1/chat/completions")
     client_request_id: Mapped[str | None] = mapped_column(String(128))
+    usage_source: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         Index("ix_request_log_experiment", "experiment", "variant"),
