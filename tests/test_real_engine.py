@@ -1,0 +1,176 @@
+"""chatgate in front of a real inference engine — llama-cpp-python's own server with the
+embedded model's GGUF — configured as a user would with only ``provider``, ``base_url`` and
+``upstream_model``, called with the stock SDK: plain and streamed answers (the engine sends no
+usage in streams: the gateway meters them), logprobs, stop sequences, a response format the engine
+refuses (answered once, without its traceback, and the model stays up for everyone), context
+overflow, the engine killed mid-stream, and the engine down and back."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from openai.types.chat import ChatCompletionMessageParam
+
+from tests.engine import ENGINE_MODEL, Engine, start_engine
+from tests.support import Gateway, start_gateway
+
+pytestmark = pytest.mark.slow
+
+ASK: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Name three colors."}]
+
+
+def _config(engine: Engine, extra: str = "") -> str:
+    return (
+        f"models:\n  - {{name: engine, provider: openai_compat, base_url: '{engine.base_url}',"
+        f" upstream_model: {ENGINE_MODEL}{extra}}}\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    server = start_engine(tmp_path_factory.mktemp("engine"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def fronted(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    server = start_gateway(tmp_path_factory.mktemp("fronted"), config=_config(engine))
+    yield server
+    server.stop()
+
+
+def _sdk(gateway: Gateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0)
+
+
+def _logged(gateway: Gateway, request_id: str) -> dict[str, Any]:
+    line = next(
+        line
+        for line in gateway.log_with(request_id).splitlines()
+        if request_id in line and '"event":"request"' in line
+    )
+    record: dict[str, Any] = json.loads(line[line.index("{") :])
+    return record
+
+
+def test_a_plain_answer_with_the_engines_usage(fronted: Gateway) -> None:
+    answer = _sdk(fronted).chat.completions.with_raw_response.create(
+        model="engine", messages=ASK, max_tokens=12
+    )
+    reply = answer.parse()
+    assert reply.choices[0].message.content
+    assert reply.usage is not None and reply.usage.completion_tokens <= 12
+    record = _logged(fronted, answer.headers["x-request-id"])
+    assert record["prompt_tokens"] == reply.usage.prompt_tokens  # the engine's own count
+    assert record["usage_source"] is None
+
+
+@pytest.mark.parametrize("with_usage", [True, False])
+def test_a_stream_is_metered_though_the_engine_sends_no_usage(
+    fronted: Gateway, with_usage: bool
+) -> None:
+    options: Any = {"include_usage": True} if with_usage else openai.NOT_GIVEN
+    stream = _sdk(fronted).chat.completions.with_raw_response.create(
+        model="engine", messages=ASK, max_tokens=12, stream=True, stream_options=options
+    )
+    chunks = list(stream.parse())
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text
+    record = _logged(fronted, stream.headers["x-request-id"])
+    assert record["usage_source"] == "gateway"
+    assert 0 < record["completion_tokens"] <= 14 and record["prompt_tokens"] > 0
+    if with_usage:
+        assert chunks[-1].usage is not None
+        assert chunks[-1].usage.completion_tokens == record["completion_tokens"]
+    else:
+        assert all(chunk.usage is None for chunk in chunks)
+
+
+def test_logprobs_and_stop_sequences(fronted: Gateway) -> None:
+    client = _sdk(fronted)
+    reply = client.chat.completions.create(
+        model="engine", messages=ASK, max_tokens=5, logprobs=True, top_logprobs=2
+    )
+    logprobs = reply.choices[0].logprobs
+    assert logprobs is not None and logprobs.content
+    assert len(logprobs.content[0].top_logprobs) == 2
+    stopped = client.chat.completions.create(
+        model="engine",
+        messages=[{"role": "user", "content": "Count from one to ten, one number a line."}],
+        max_tokens=40,
+        stop=["\n"],
+    )
+    assert "\n" not in (stopped.choices[0].message.content or "")
+
+
+def test_a_request_the_engine_refuses_is_answered_once_and_the_model_stays_up(
+    fronted: Gateway, engine: Engine
+) -> None:
+    client = _sdk(fronted)
+    schema: Any = {
+        "type": "json_schema",
+        "json_schema": {"name": "p", "schema": {"type": "object", "properties": {}}},
+    }
+    before = engine.log().count('"POST /v1/chat/completions HTTP/1.1"')
+    for _ in range(3):  # three refusals, one engine call each
+        with pytest.raises(openai.APIStatusError) as refused:
+            client.chat.completions.create(
+                model="engine", messages=ASK, max_tokens=5, response_format=schema
+            )
+        message = refused.value.response.json()["error"]["message"]
+        assert "could not process this request" in message
+        assert "site-packages" not in message and "File " not in message
+    assert engine.log().count('"POST /v1/chat/completions HTTP/1.1"') - before == 3  # no retries
+    assert client.chat.completions.create(model="engine", messages=ASK, max_tokens=3).choices
+
+
+def test_a_prompt_over_the_engines_context_is_a_clear_400(fronted: Gateway, engine: Engine) -> None:
+    words = "word " * (engine.n_ctx + 200)
+    with pytest.raises(openai.BadRequestError) as refused:
+        _sdk(fronted).chat.completions.create(
+            model="engine", messages=[{"role": "user", "content": words}], max_tokens=5
+        )
+    assert refused.value.code == "context_length_exceeded"
+
+
+def test_the_engine_killed_mid_stream_and_then_back(tmp_path: Path) -> None:
+    engine = start_engine(tmp_path / "engine")
+    config = _config(engine) + "routing: {retries: 1, breaker_failures: 2, breaker_cooldown: 1}\n"
+    gateway = start_gateway(tmp_path / "gateway", config=config)
+    client = _sdk(gateway)
+    try:
+        stream = client.chat.completions.create(
+            model="engine",
+            messages=[{"role": "user", "content": "Write a long story about the sea."}],
+            max_tokens=400,
+            stream=True,
+        )
+        first = next(iter(stream))
+        assert first.choices
+        engine.stop()  # killed while it streams
+        with pytest.raises(openai.APIError):  # an SSE error event, not a truncated "answer"
+            for _ in stream:
+                pass
+        with pytest.raises(openai.APIStatusError) as down:
+            client.chat.completions.create(model="engine", messages=ASK, max_tokens=3)
+        assert down.value.status_code in (502, 503)
+        engine = start_engine(tmp_path / "engine", port=engine.port)  # back, on the same port
+        deadline = time.monotonic() + 30
+        while True:  # the breaker lets a probe through after its cooldown
+            try:
+                answer = client.chat.completions.create(model="engine", messages=ASK, max_tokens=3)
+                break
+            except openai.APIStatusError:
+                assert time.monotonic() < deadline, "the model did not come back"
+                time.sleep(0.2)  # polling for the cooldown, bounded
+        assert answer.choices[0].message.content is not None
+    finally:
+        gateway.stop()
+        engine.stop()
