@@ -1,7 +1,8 @@
 """chatgate in front of a real inference engine — llama-cpp-python's own server with the
 embedded model's GGUF — configured as a user would with only ``provider``, ``base_url`` and
 ``upstream_model``, called with the stock SDK: plain and streamed answers (the engine sends no
-usage in streams: the gateway meters them), logprobs, stop sequences, a response format the engine
+usage in streams: the gateway meters them), `n` (it answers one choice: the gateway asks for the
+others), logprobs, stop sequences, a response format the engine
 refuses (answered once, without its traceback, and the model stays up for everyone), context
 overflow, the engine killed mid-stream, and the engine down and back."""
 
@@ -129,6 +130,17 @@ def test_a_request_the_engine_refuses_is_answered_once_and_the_model_stays_up(
         assert "site-packages" not in message and "File " not in message
     assert engine.log().count('"POST /v1/chat/completions HTTP/1.1"') - before == 3  # no retries
     assert client.chat.completions.create(model="engine", messages=ASK, max_tokens=3).choices
+
+
+def test_n_choices_though_the_engine_answers_one(fronted: Gateway, engine: Engine) -> None:
+    before = engine.log().count('"POST /v1/chat/completions HTTP/1.1"')
+    reply = _sdk(fronted).chat.completions.create(
+        model="engine", messages=ASK, max_tokens=6, n=3, temperature=1.0
+    )
+    assert [c.index for c in reply.choices] == [0, 1, 2]  # emulated: it ignores `n`
+    assert all(c.message.content for c in reply.choices)
+    assert engine.log().count('"POST /v1/chat/completions HTTP/1.1"') - before == 3
+    assert reply.usage is not None and reply.usage.completion_tokens <= 18
 
 
 def test_a_prompt_over_the_engines_context_is_a_clear_400(fronted: Gateway, engine: Engine) -> None:

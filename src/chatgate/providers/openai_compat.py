@@ -111,7 +111,7 @@ class OpenAICompatProvider:
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         return orjson.dumps(body)
 
-    async def _post(self, call: ChatCall) -> aiohttp.ClientResponse:
+    async def _post(self, call: ChatCall, body: bytes | None = None) -> aiohttp.ClientResponse:
         if self._session is None:
             raise ChatgateError("The upstream client is not started.")
         headers = self._headers
@@ -129,7 +129,7 @@ class OpenAICompatProvider:
         return await post_upstream(
             self._session,
             self._url,
-            self._body(call),
+            self._body(call) if body is None else body,
             headers=headers,
             client_timeout=timeout,
             name=self._config.name,
@@ -140,7 +140,31 @@ class OpenAICompatProvider:
         return scrub_secret(text, self._api_key)
 
     async def complete(self, call: ChatCall) -> ChatCompletion:
-        response = await self._post(call)
+        result = await self._answer(call, self._body(call))
+        wanted = call.request.choice_count
+        choices = result.get("choices") or []
+        if wanted > len(choices) >= 1:
+            # The upstream ignored `n` (llama.cpp's server, Ollama): the missing choices come
+            # from parallel calls of one choice each.
+            extra = await asyncio.gather(
+                *(
+                    self._answer(call, self._one_choice(call, i))
+                    for i in range(len(choices), wanted)
+                )
+            )
+            result = _merged(result, extra)
+        call.stats.upstream_model = result.get("model")
+        call.stats.usage = result.get("usage")
+        return result
+
+    def _one_choice(self, call: ChatCall, index: int) -> bytes:
+        body = dict(call.body, model=self._upstream_model, n=1)
+        if isinstance(body.get("seed"), int):
+            body["seed"] += index  # the same seed would give the same answer again
+        return orjson.dumps(body)
+
+    async def _answer(self, call: ChatCall, body: bytes) -> ChatCompletion:
+        response = await self._post(call, body)
         try:
             raw = await response.read()
         except TimeoutError as exc:
@@ -155,8 +179,6 @@ class OpenAICompatProvider:
             raise UpstreamError(
                 "The upstream sent a body that is not JSON.", status=502, error_type="api_error"
             ) from exc
-        call.stats.upstream_model = result.get("model")
-        call.stats.usage = result.get("usage")
         return result
 
     async def stream(self, call: ChatCall) -> AsyncIterator[ChatCompletionChunk]:
@@ -221,6 +243,26 @@ class OpenAICompatProvider:
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
         }
+
+
+def _merged(first: ChatCompletion, others: list[ChatCompletion]) -> ChatCompletion:
+    """One completion of every call's choices (indexed in order) and their usage summed: what
+    the emulated ``n`` really used (each call read the prompt)."""
+    choices = list(first.get("choices") or [])
+    for other in others:
+        for choice in other.get("choices") or []:
+            choices.append({**choice, "index": len(choices)})
+    merged: ChatCompletion = {**first, "choices": choices}
+    usages = [u for u in (c.get("usage") for c in (first, *others)) if u]
+    if usages:
+        prompt = sum(u["prompt_tokens"] for u in usages)
+        completion = sum(u["completion_tokens"] for u in usages)
+        merged["usage"] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+    return merged
 
 
 def _collect(delta: dict[str, Any], written: list[str]) -> None:
