@@ -18,8 +18,9 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
+from chatgate.providers.local import default_model_path
 from tests.engine import ENGINE_MODEL, Engine, start_engine
-from tests.support import Gateway, start_gateway
+from tests.support import Gateway, post_json, start_gateway
 
 pytestmark = pytest.mark.slow
 
@@ -130,6 +131,62 @@ def test_a_request_the_engine_refuses_is_answered_once_and_the_model_stays_up(
         assert "site-packages" not in message and "File " not in message
     assert engine.log().count('"POST /v1/chat/completions HTTP/1.1"') - before == 3  # no retries
     assert client.chat.completions.create(model="engine", messages=ASK, max_tokens=3).choices
+
+
+PROMPTS: list[list[ChatCompletionMessageParam]] = [
+    ASK,
+    [
+        {"role": "system", "content": "You answer in one short sentence."},
+        {"role": "user", "content": "Why is the sky blue? " * 20},
+    ],
+    [
+        {"role": "user", "content": "Hello!"},
+        {"role": "assistant", "content": "Hi! How can I help?"},
+        {"role": "user", "content": "Tell me a fact about owls, über-briefly: ✓ 🦉"},
+    ],
+]
+
+
+@pytest.fixture(scope="module")
+def counted(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """The engine fronted with the model's own GGUF as its tokenizer."""
+    extra = f", tokenizer: '{default_model_path()}'"
+    server = start_gateway(tmp_path_factory.mktemp("counted"), config=_config(engine, extra))
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("messages", PROMPTS)
+def test_prompts_are_counted_as_the_engine_counts_them(
+    counted: Gateway, messages: list[ChatCompletionMessageParam]
+) -> None:
+    reply = _sdk(counted).chat.completions.create(model="engine", messages=messages, max_tokens=1)
+    assert reply.usage is not None
+    ours = post_json(f"{counted.url}/tokenize", {"model": "engine", "messages": messages})
+    assert ours.status == 200
+    assert ours.json()["count"] == reply.usage.prompt_tokens  # the engine's own count, exactly
+
+
+def test_a_streams_tokens_are_counted_with_the_models_vocabulary(counted: Gateway) -> None:
+    client = _sdk(counted)
+    plain = client.chat.completions.create(
+        model="engine", messages=ASK, max_tokens=12, temperature=0
+    )
+    stream = client.chat.completions.create(
+        model="engine",
+        messages=ASK,
+        max_tokens=12,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    usage = [chunk.usage for chunk in stream if chunk.usage][-1]
+    assert plain.usage is not None
+    # The engine counted the plain answer; the gateway counted the same answer streamed.
+    assert (usage.prompt_tokens, usage.completion_tokens) == (
+        plain.usage.prompt_tokens,
+        plain.usage.completion_tokens,
+    )
 
 
 def test_n_choices_though_the_engine_answers_one(fronted: Gateway, engine: Engine) -> None:

@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -609,9 +610,21 @@ class OpenAICompatModelConfig(_ModelBase):
     request_id_header: str | None = "X-Request-Id"
     """Header carrying each request's id upstream: the client's own id when it sent one, else a
     UUID (what every engine accepts; llama.cpp's server refuses other forms); null: none."""
-    tokenizer: Literal["o200k_base", "cl100k_base"] | None = None
-    """Encoding for token counts (default: from the upstream model id, e.g. o200k_base for
-    gpt-4o)."""
+    tokenizer: str | None = None
+    """How prompts are counted: `o200k_base` or `cl100k_base` (OpenAI's encodings), or the path
+    of the model's `.gguf` file (its own vocabulary and chat template, as llama.cpp-based engines
+    count). Default: the encoding of the upstream model id (o200k_base for anything unknown)."""
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _known_tokenizer(cls, value: str | None) -> str | None:
+        if value is None or value in ("o200k_base", "cl100k_base"):
+            return value
+        if not value.endswith(".gguf"):
+            raise ValueError("`tokenizer` is `o200k_base`, `cl100k_base` or a `.gguf` file")
+        if not Path(value).is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
 
     @model_validator(mode="after")
     def _one_key_source(self) -> OpenAICompatModelConfig:

@@ -22,8 +22,8 @@ from chatgate.config import LocalEmbeddingModelConfig, OpenAICompatEmbeddingMode
 from chatgate.embeddings.encoder import EncodedBatch, SentenceEncoder
 from chatgate.protocol import ChatgateError, InvalidRequestError, OverloadedError, UpstreamError
 from chatgate.providers.base import ProviderState
-from chatgate.providers.openai_compat import post_upstream, scrub_secret, upstream_headers
 from chatgate.providers.session import upstream_session
+from chatgate.providers.upstream import post_upstream, scrub_secret, upstream_headers
 from chatgate.tokenizers import encoding_for
 
 __all__ = [

@@ -30,6 +30,7 @@ from chatgate.protocol import TokenLogprob
 from chatgate.providers.local.cpu import model_params, quiet_llama_log
 from chatgate.providers.local.sampling import PieceFn, SamplingParams, build_sampler, token_logprob
 from chatgate.providers.local.stops import Piece, StopMatcher
+from chatgate.providers.local.vocab import prompt_ids
 
 __all__ = [
     "Engine",
@@ -167,11 +168,7 @@ class Engine:
         return int(self._model.token_eos())
 
     def tokenize(self, text: str) -> list[int]:
-        add_bos = bool(self._model.add_bos_token())
-        bos = self._model.token_get_text(self._model.token_bos()) if add_bos else ""
-        if bos and text.startswith(bos):
-            add_bos = False
-        return list(self._model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
+        return prompt_ids(self._model, text)
 
     def tokenize_text(self, text: str, *, add_bos: bool) -> list[int]:
         """A plain text's tokens, with the model's BOS first if asked and the model uses one."""
