@@ -1,6 +1,7 @@
 """A real inference engine for the tests: llama-cpp-python's own OpenAI-compatible server
-(``python -m llama_cpp.server``, from the same wheel chatgate builds) serving the embedded
-model's GGUF — what a user fronting a self-hosted engine puts behind chatgate."""
+(``python -m llama_cpp.server``, from the same wheel chatgate builds; see ``engine_server``)
+serving the embedded model's GGUF — what a user fronting a self-hosted engine puts behind
+chatgate."""
 
 from __future__ import annotations
 
@@ -39,16 +40,19 @@ class Engine:
         self.process.wait(20)
 
 
-def start_engine(tmp: Path, *, port: int | None = None, n_ctx: int = 2048) -> Engine:
-    """The engine on ``port`` (a free one by default), once it answers ``/v1/models``."""
+def start_engine(
+    tmp: Path, *, port: int | None = None, n_ctx: int = 2048, alias: str | None = ENGINE_MODEL
+) -> Engine:
+    """The engine on ``port`` (a free one by default), once it answers ``/v1/models``; its model
+    id is ``alias``, or the GGUF's path when None."""
     tmp.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log_path = tmp / f"engine-{port}.log"
     command = [
         sys.executable,
-        "-m",
-        "llama_cpp.server",
-        *("--model", str(default_model_path()), "--model_alias", ENGINE_MODEL),
+        str(Path(__file__).with_name("engine_server.py")),
+        *("--model", str(default_model_path())),
+        *(("--model_alias", alias) if alias else ()),
         *("--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx)),
         *("--n_threads", "1", "--verbose", "false"),
     ]

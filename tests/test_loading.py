@@ -11,7 +11,7 @@ from typing import Any
 import llama_cpp.llama_cpp as native
 
 from chatgate.providers.local import default_model_path
-from chatgate.providers.local.cpu import _extra_buffer_types, load_llama
+from chatgate.providers.local.cpu import extra_buffers_set_to, load_llama
 from chatgate.providers.local.engine import Engine
 from tests.support import RawResponse, post_json, raw, start_gateway
 
@@ -67,7 +67,7 @@ def test_extra_buffer_types_are_set_only_while_a_model_loads() -> None:
     """llama-cpp-python has no argument for llama.cpp's extra buffer types (the AMX kernels that
     crash on hosts advertising AMX without granting it): chatgate sets the default for one load."""
     assert native.llama_model_default_params().use_extra_bufts is True  # the library's default
-    with _extra_buffer_types(False):
+    with extra_buffers_set_to(False):
         assert native.llama_model_default_params().use_extra_bufts is False
     assert native.llama_model_default_params().use_extra_bufts is True
     llama = load_llama(default_model_path(), extra_buffer_types=None, n_ctx=256, verbose=False)

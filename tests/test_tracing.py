@@ -4,8 +4,6 @@ decoding the protobuf). What the spans and metrics hold is tested in tests/test_
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tests.fake_upstream import FakeUpstream
 from tests.support import post_json, start_gateway
+from tests.threaded_app import serve_in_thread
 
 
 class Receiver:
@@ -28,25 +27,11 @@ class Receiver:
     def __init__(self) -> None:
         self.spans: list[Any] = []
         self.metrics: set[str] = set()
-        self.port = 0
-        started = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self.loop = loop
-            app = web.Application()
-            app.router.add_post("/v1/traces", self._traces)
-            app.router.add_post("/v1/metrics", self._metrics)
-            runner = web.AppRunner(app)
-            loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            started.set()
-            loop.run_forever()
-
-        threading.Thread(target=run, daemon=True).start()
-        started.wait(10)
+        app = web.Application()
+        app.router.add_post("/v1/traces", self._traces)
+        app.router.add_post("/v1/metrics", self._metrics)
+        server = serve_in_thread(app)
+        self.port, self.loop = server.port, server.loop
 
     async def _traces(self, request: web.Request) -> web.Response:
         message = ExportTraceServiceRequest()

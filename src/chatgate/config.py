@@ -591,6 +591,20 @@ class LocalModelConfig(_ModelBase):
     """Jinja chat template overriding the one in the GGUF metadata."""
 
 
+class UpstreamCapabilities(_Section):
+    """Each unset value comes from the engine chatgate finds behind `base_url` (vLLM,
+    llama.cpp's server, llama-cpp-python's, Ollama; anything else is assumed to honour
+    everything, as OpenAI does)."""
+
+    n: bool | None = None
+    """Answers `n` choices; if not, chatgate asks for them one at a time, in parallel."""
+    tool_choice_required: bool | None = None
+    """Honours `tool_choice: "required"`; if not, one tool becomes a named choice and several
+    are refused with a 400 naming `tool_choice`."""
+    tool_choice_named: bool | None = None
+    """Honours a named `tool_choice`; if not, such requests are refused with a 400."""
+
+
 class OpenAICompatModelConfig(_ModelBase):
     provider: Literal["openai_compat"]
     base_url: Annotated[str, Field(pattern=r"^https?://")]
@@ -611,17 +625,27 @@ class OpenAICompatModelConfig(_ModelBase):
     """Header carrying each request's id upstream: the client's own id when it sent one, else a
     UUID (what every engine accepts; llama.cpp's server refuses other forms); null: none."""
     tokenizer: str | None = None
-    """How prompts are counted: `o200k_base` or `cl100k_base` (OpenAI's encodings), or the path
-    of the model's `.gguf` file (its own vocabulary and chat template, as llama.cpp-based engines
-    count). Default: the encoding of the upstream model id (o200k_base for anything unknown)."""
+    """How prompts are counted: `o200k_base` or `cl100k_base` (OpenAI's encodings); the path of
+    the model's `.gguf` file (its own vocabulary and chat template, as llama.cpp-based engines
+    count); the path of its Hugging Face `tokenizer.json` (chat template from the
+    `tokenizer_config.json` beside it); or `engine` (the engine's own tokenizer endpoint).
+    Default: an OpenAI model id's encoding; for any other model, what the engine serving it can
+    tell (vLLM's and llama.cpp's exact counts, llama-cpp-python's and Ollama's texts with the
+    chat framing they report), else o200k_base."""
+    capabilities: UpstreamCapabilities = UpstreamCapabilities()
+    """What the upstream honours of OpenAI's request, where it differs from what chatgate
+    finds out about the engine serving it."""
 
     @field_validator("tokenizer")
     @classmethod
     def _known_tokenizer(cls, value: str | None) -> str | None:
-        if value is None or value in ("o200k_base", "cl100k_base"):
+        if value is None or value in ("o200k_base", "cl100k_base", "engine"):
             return value
-        if not value.endswith(".gguf"):
-            raise ValueError("`tokenizer` is `o200k_base`, `cl100k_base` or a `.gguf` file")
+        if not value.endswith((".gguf", ".json")):
+            raise ValueError(
+                "`tokenizer` is `o200k_base`, `cl100k_base`, `engine`, a `.gguf` file or a "
+                "`tokenizer.json`"
+            )
         if not Path(value).is_file():
             raise ValueError(f"no such file: {value}")
         return value

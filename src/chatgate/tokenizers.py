@@ -25,6 +25,7 @@ __all__ = [
     "encode_text",
     "encoding_for",
     "encoding_name_for",
+    "is_openai_model",
     "off_loop",
 ]
 
@@ -42,6 +43,12 @@ _CL100K_PREFIXES = ("gpt-4", "gpt-3.5", "gpt-35", "text-embedding-3", "text-embe
 
 class Encoder(Protocol):
     def encode_ordinary(self, text: str) -> list[int]: ...
+
+
+def is_openai_model(model: str) -> bool:
+    """Is this an OpenAI model id (one OpenAI's encodings count exactly)?"""
+    name = model.rsplit("/", 1)[-1].lower()
+    return name.startswith(_O200K_PREFIXES + _CL100K_PREFIXES)
 
 
 def encoding_name_for(model: str) -> str:

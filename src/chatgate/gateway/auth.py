@@ -10,7 +10,6 @@ are collected in memory and written in batches off the request path.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import time
@@ -24,6 +23,7 @@ from chatgate.protocol import AuthenticationError, PermissionDeniedError, TooMan
 from chatgate.state import ApiKey, KeyStore, hash_secret, looks_like_key
 from chatgate.state.files import FileAccess
 from chatgate.state.token_uses import TokenUses
+from chatgate.tasks import stop_task
 
 __all__ = ["Authenticator", "Principal", "access_of"]
 
@@ -111,10 +111,7 @@ class Authenticator:
         self._task = asyncio.create_task(self._watch(), name="chatgate-key-watch")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
         await self._flush_used()
 
     async def authenticate(self, authorization: str | None, origin: str | None) -> Principal:

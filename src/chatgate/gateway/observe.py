@@ -22,6 +22,7 @@ from chatgate.gateway.context import AnyContext
 from chatgate.gateway.operations import CHAT, OPERATIONS
 from chatgate.state.bodies import BodyStore
 from chatgate.state.request_log import RECORD_FIELDS, RequestLogStore, RequestRecord
+from chatgate.tasks import stop_task
 
 __all__ = ["Metrics", "Observer", "RequestEnd"]
 
@@ -247,10 +248,7 @@ class Observer:
             self._task = asyncio.create_task(self._flusher(), name="chatgate-request-log")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
         await self.flush()
         self._store.close()
 

@@ -5,11 +5,11 @@ largest sample, at ``vector_stores.storage_price`` per GB-day."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
 from chatgate.state.storage import StorageLedger
+from chatgate.tasks import stop_task
 
 __all__ = ["StorageMeter"]
 
@@ -26,11 +26,8 @@ class StorageMeter:
         self._task = asyncio.create_task(self._loop(), name="chatgate-storage-meter")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         while True:

@@ -8,12 +8,12 @@ transaction per search)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
 
 from chatgate.state.vector_stores import VectorStoreStore
+from chatgate.tasks import stop_task
 
 __all__ = ["StoreActivity"]
 
@@ -54,11 +54,8 @@ class StoreActivity:
         self._task = asyncio.create_task(self._flusher(), name="chatgate-store-activity")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         await self.flush()
 
     async def _flusher(self) -> None:

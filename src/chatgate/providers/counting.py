@@ -1,15 +1,21 @@
 """How an upstream model's tokens are counted: OpenAI's BPE encodings (exact for OpenAI's
-models, with OpenAI's chat framing), or the model's own GGUF vocabulary and chat template (exact
-for llama.cpp-based engines: the engine's default system prompt and special tokens included).
-Long texts are counted on a worker thread."""
+models, with OpenAI's chat framing), the model's own GGUF vocabulary and chat template (exact
+for llama.cpp-based engines: the engine's default system prompt and special tokens included), or
+its Hugging Face ``tokenizer.json`` with the chat template of its ``tokenizer_config.json`` (as
+vLLM and transformers render and count). Long texts are counted on a worker thread. Counting with
+the engine itself is in ``engine_counting``."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+import tokenizers
 
 from chatgate.protocol import ChatCompletionRequest
+from chatgate.providers.local.template import ChatTemplate
 from chatgate.providers.local.vocab import GgufVocab
 from chatgate.tokenizers import (
     OFF_LOOP_CHARS,
@@ -20,7 +26,7 @@ from chatgate.tokenizers import (
     off_loop,
 )
 
-__all__ = ["BpeCounter", "Counter", "GgufCounter", "counter_for"]
+__all__ = ["BpeCounter", "Counter", "GgufCounter", "HfCounter", "counter_for"]
 
 
 class Counter(Protocol):
@@ -43,6 +49,7 @@ def _long(request: ChatCompletionRequest) -> bool:
 
 class BpeCounter:
     def __init__(self, encoding: str):
+        self.name = encoding
         self._encoder = encoding_for(encoding)
 
     async def prompt(self, request: ChatCompletionRequest) -> int:
@@ -60,9 +67,9 @@ class BpeCounter:
         return encode_text(self._encoder, text)
 
 
-class GgufCounter:
-    def __init__(self, path: Path):
-        self._vocab = GgufVocab(path)
+class _TemplateCounter:
+    """A model's own vocabulary and chat template: the rendered prompt's ids (exact), on a worker
+    thread when long."""
 
     async def prompt(self, request: ChatCompletionRequest) -> int:
         return len(await self._ids(request))
@@ -72,15 +79,76 @@ class GgufCounter:
 
     async def _ids(self, request: ChatCompletionRequest) -> list[int]:
         if _long(request):
-            return await asyncio.to_thread(self._vocab.chat_tokens, request)
-        return self._vocab.chat_tokens(request)
+            return await asyncio.to_thread(self._chat_ids, request)
+        return self._chat_ids(request)
 
     async def text(self, text: str) -> list[int]:
-        return await off_loop(self._vocab.text_tokens, text)
+        return await off_loop(self._text_ids, text)
+
+    def _chat_ids(self, request: ChatCompletionRequest) -> list[int]:
+        raise NotImplementedError
+
+    def _text_ids(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+
+class GgufCounter(_TemplateCounter):
+    def __init__(self, path: Path):
+        self._vocab = GgufVocab(path)
+
+    def _chat_ids(self, request: ChatCompletionRequest) -> list[int]:
+        return self._vocab.chat_tokens(request)
+
+    def _text_ids(self, text: str) -> list[int]:
+        return self._vocab.text_tokens(text)
+
+
+class HfCounter(_TemplateCounter):
+    """A Hugging Face ``tokenizer.json``, with the chat template (and BOS/EOS tokens) of the
+    ``tokenizer_config.json`` beside it: the prompt rendered, then encoded with no special tokens
+    added (the template writes them), as ``apply_chat_template`` does."""
+
+    def __init__(self, path: Path):
+        self._tokenizer = tokenizers.Tokenizer.from_file(str(path))
+        config_path = path.with_name("tokenizer_config.json")
+        config: dict[str, Any] = (
+            json.loads(config_path.read_text()) if config_path.is_file() else {}
+        )
+        template = config.get("chat_template")
+        if isinstance(template, list):  # named templates: the default one
+            template = next(
+                (t.get("template") for t in template if t.get("name") == "default"), None
+            )
+        if not isinstance(template, str) or not template:
+            raise ValueError(f"{config_path} has no chat template")
+        self._template = ChatTemplate(
+            template,
+            bos_token=_token(config.get("bos_token")),
+            eos_token=_token(config.get("eos_token")),
+        )
+
+    def _chat_ids(self, request: ChatCompletionRequest) -> list[int]:
+        return self._text_ids(self._template.render(request))
+
+    def _text_ids(self, text: str) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+def _token(value: Any) -> str:
+    """A special token as ``tokenizer_config.json`` writes it (a string, or an object with its
+    ``content``)."""
+    if isinstance(value, dict):
+        return str(value.get("content") or "")
+    return value if isinstance(value, str) else ""
 
 
 def counter_for(tokenizer: str | None, upstream_model: str) -> Counter:
-    """The counter ``models[].tokenizer`` names (default: the upstream model id's encoding)."""
+    """The counter ``models[].tokenizer`` names locally (default, and for ``engine`` until the
+    engine is asked: the upstream model id's encoding)."""
     if tokenizer is not None and tokenizer.endswith(".gguf"):
         return GgufCounter(Path(tokenizer))
-    return BpeCounter(tokenizer or encoding_name_for(upstream_model))
+    if tokenizer is not None and tokenizer.endswith(".json"):
+        return HfCounter(Path(tokenizer))
+    if tokenizer in ("o200k_base", "cl100k_base"):
+        return BpeCounter(tokenizer)
+    return BpeCounter(encoding_name_for(upstream_model))

@@ -3,15 +3,19 @@
 The client's body is forwarded as received (unknown fields included) with ``model`` replaced by
 the upstream id; streams pass through chunk by chunk. The upstream key is injected by the
 registry and only ever placed in the ``Authorization`` header; it is scrubbed from anything the
-upstream echoes back.
+upstream echoes back. What the engine behind it does not honour is emulated where that is sound
+(``n`` as parallel calls of one choice, merged; ``tool_choice: "required"`` with one tool as the
+named choice; usage counted when a stream sends none) and refused with a 400 naming the
+parameter where it is not.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import orjson
@@ -23,20 +27,23 @@ from chatgate.protocol import (
     ChatCompletionRequest,
     ChatgateError,
     CompletionUsage,
+    UnsupportedParameterError,
     UpstreamError,
     UpstreamTimeoutError,
 )
+from chatgate.protocol.chat import NamedToolChoice
 from chatgate.providers.base import Capabilities, ChatCall, ProviderState
-from chatgate.providers.counting import counter_for
+from chatgate.providers.discovery import UpstreamEngine
 from chatgate.providers.session import upstream_session
 from chatgate.providers.upstream import (
     broken,
     post_upstream,
     scrub_secret,
-    stream_error,
     upstream_headers,
     upstream_id,
+    window_in,
 )
+from chatgate.providers.upstream_stream import Tally, events, in_turn, interleave
 
 __all__ = ["OpenAICompatProvider"]
 
@@ -55,7 +62,7 @@ class OpenAICompatProvider:
         self._upstream_model = config.upstream_model or config.name
         self._headers = upstream_headers(config.headers, api_key)
         self._session: aiohttp.ClientSession | None = None
-        self._counter = counter_for(config.tokenizer, self._upstream_model)
+        self._engine = UpstreamEngine(config, self._headers, self._upstream_model)
 
     @property
     def state(self) -> ProviderState:
@@ -67,35 +74,78 @@ class OpenAICompatProvider:
             connect_timeout=self._config.connect_timeout,
             read_timeout=self._config.read_timeout,
         )
+        await self._engine.start(self._session)
 
     async def close(self) -> None:
+        await self._engine.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
 
     def context_window(self) -> int | None:
-        return self._config.context_window
+        return self._engine.context_window()
 
     async def count_tokens(self, request: ChatCompletionRequest) -> int | None:
-        return await self._counter.prompt(request)
+        return await self._engine.counter.prompt(request)
 
     async def tokenize(
         self, prompt: str | ChatCompletionRequest, *, add_special_tokens: bool = True
     ) -> list[int] | None:
         if isinstance(prompt, str):  # OpenAI's encodings add no BOS
-            return await self._counter.text(prompt)
-        return await self._counter.prompt_ids(prompt)
+            return await self._engine.counter.text(prompt)
+        return await self._engine.counter.prompt_ids(prompt)
 
-    def _body(self, call: ChatCall) -> bytes:
+    def _adapted(self, call: ChatCall) -> dict[str, Any]:
+        """The body sent upstream: the client's, for the upstream model, with what the engine
+        does not honour emulated or refused."""
         body = dict(call.body)
         body["model"] = self._upstream_model
+        request = call.request
+        engine = self._engine
+        if engine.kind != "unknown" and any(m.role == "developer" for m in request.messages):
+            # Open models' chat templates know `system`, which is what `developer` means.
+            body["messages"] = [
+                {**m, "role": "system"} if m.get("role") == "developer" else m
+                for m in body.get("messages") or ()
+            ]
+        if request.tool_choice == "required" and not engine.honours("tool_choice_required"):
+            tools = request.tools or []
+            if len(tools) == 1 and engine.honours("tool_choice_named"):
+                # One tool: "required" is exactly the named choice of that tool.
+                name = tools[0].function.name
+                body["tool_choice"] = {"type": "function", "function": {"name": name}}
+            else:
+                raise self._unsupported(
+                    'tool_choice: "required" with several tools', "tool_choice_required"
+                )
+        elif isinstance(request.tool_choice, NamedToolChoice) and not engine.honours(
+            "tool_choice_named"
+        ):
+            raise self._unsupported("a named tool_choice", "tool_choice_named")
+        return body
+
+    def _unsupported(self, what: str, capability: str) -> UnsupportedParameterError:
+        return UnsupportedParameterError(
+            f"The upstream serving `{self._config.name}` ({self._engine.kind}) does not honour "
+            f'{what}. Use `tool_choice: "auto"`, or set `capabilities.{capability}: true` '
+            "for this model if it does.",
+            param="tool_choice",
+        )
+
+    def _body(self, call: ChatCall, *, choice: int | None = None) -> bytes:
+        """The upstream body; ``choice``: one call of ``n`` asked one choice at a time."""
+        body = self._adapted(call)
+        if choice is not None:
+            body["n"] = 1
+            if isinstance(body.get("seed"), int):
+                body["seed"] += choice  # the same seed would give the same answer again
         if body.get("stream"):
             # Always ask for usage so limits and metering count real tokens; the usage chunk is
             # passed on only if the client asked for it.
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         return orjson.dumps(body)
 
-    async def _post(self, call: ChatCall, body: bytes | None = None) -> aiohttp.ClientResponse:
+    async def _post(self, call: ChatCall, body: bytes) -> aiohttp.ClientResponse:
         if self._session is None:
             raise ChatgateError("The upstream client is not started.")
         headers = self._headers
@@ -110,42 +160,52 @@ class OpenAICompatProvider:
             sock_connect=self._config.connect_timeout,
             sock_read=self._config.read_timeout,
         )
-        return await post_upstream(
-            self._session,
-            self._url,
-            self._body(call) if body is None else body,
-            headers=headers,
-            client_timeout=timeout,
-            name=self._config.name,
-            scrub=self._scrub,
-        )
+        try:
+            return await post_upstream(
+                self._session,
+                self._url,
+                body,
+                headers=headers,
+                client_timeout=timeout,
+                name=self._config.name,
+                scrub=self._scrub,
+            )
+        except UpstreamError as exc:
+            self._engine.learn(exc)
+            raise
 
     def _scrub(self, text: str) -> str:
         return scrub_secret(text, self._api_key)
 
+    def _emulates_n(self, call: ChatCall) -> bool:
+        return call.request.choice_count > 1 and not self._engine.honours("n")
+
     async def complete(self, call: ChatCall) -> ChatCompletion:
-        result = await self._answer(call, self._body(call))
         wanted = call.request.choice_count
-        choices = result.get("choices") or []
-        if wanted > len(choices) >= 1:
-            # The upstream ignored `n` (llama.cpp's server, Ollama): the missing choices come
-            # from parallel calls of one choice each.
-            extra = await asyncio.gather(
-                *(
-                    self._answer(call, self._one_choice(call, i))
-                    for i in range(len(choices), wanted)
-                )
+        if self._emulates_n(call):
+            answers = await asyncio.gather(
+                *(self._answer(call, self._body(call, choice=i)) for i in range(wanted))
             )
-            result = _merged(result, extra)
+            result = _merged(answers[0], list(answers[1:]))
+        else:
+            result = await self._answer(call, self._body(call))
+            choices = result.get("choices") or []
+            if wanted > len(choices) >= 1:
+                # The upstream ignored `n` unannounced: the missing choices come from parallel
+                # calls of one choice each.
+                extra = await asyncio.gather(
+                    *(
+                        self._answer(call, self._body(call, choice=i))
+                        for i in range(len(choices), wanted)
+                    )
+                )
+                result = _merged(result, extra)
+        if call.request.top_logprobs is not None:
+            for choice in result.get("choices") or ():
+                _trim_logprobs(cast(dict[str, Any], choice), call.request.top_logprobs)
         call.stats.upstream_model = result.get("model")
         call.stats.usage = result.get("usage")
         return result
-
-    def _one_choice(self, call: ChatCall, index: int) -> bytes:
-        body = dict(call.body, model=self._upstream_model, n=1)
-        if isinstance(body.get("seed"), int):
-            body["seed"] += index  # the same seed would give the same answer again
-        return orjson.dumps(body)
 
     async def _answer(self, call: ChatCall, body: bytes) -> ChatCompletion:
         response = await self._post(call, body)
@@ -165,68 +225,160 @@ class OpenAICompatProvider:
             ) from exc
         return result
 
-    async def stream(self, call: ChatCall) -> AsyncIterator[ChatCompletionChunk]:
-        response = await self._post(call)
-        finished = False
-        client_wants_usage = call.request.include_usage_chunk
-        written: list[str] = []  # the answer's text, counted if the upstream sends no usage
-        last: dict[str, Any] | None = None
-        try:
-            async for line in response.content:
-                if not line.startswith(b"data:"):
-                    continue  # comments, event names, blank separators
-                data = line[5:].strip()
-                if data == b"[DONE]":
-                    finished = True
-                    break
-                chunk: dict[str, Any] = orjson.loads(data)
-                if "error" in chunk and "choices" not in chunk:
-                    raise stream_error(chunk["error"], self._scrub)
-                choices = chunk.get("choices") or ()
-                finished = finished or any(c.get("finish_reason") for c in choices)
-                for choice in choices:
-                    _collect(choice.get("delta") or {}, written)
-                if chunk.get("usage"):
-                    call.stats.usage = chunk["usage"]
-                last = chunk
-                if not client_wants_usage:
-                    chunk.pop("usage", None)
-                    if not choices:
-                        continue  # the usage-only chunk the client did not ask for
-                yield chunk  # type: ignore[misc]
-        except TimeoutError as exc:
-            raise UpstreamTimeoutError("The upstream stopped streaming.") from exc
-        except aiohttp.ClientError as exc:
-            raise broken(exc) from exc
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamError(
-                "The upstream sent a malformed stream event.", status=502, error_type="api_error"
-            ) from exc
-        finally:
-            response.release()
-        if not finished:  # a clean end without [DONE] is accepted once the answer finished
-            raise broken(None)
-        if call.stats.usage is None:  # the upstream sent none: count what it was sent and said
-            call.stats.usage = await self._counted(call, written)
-            call.stats.usage_source = "gateway"
-            if client_wants_usage and last is not None:
-                yield {
-                    "id": str(last.get("id") or ""),
-                    "object": "chat.completion.chunk",
-                    "created": int(last.get("created") or 0),
-                    "model": str(last.get("model") or ""),
-                    "choices": [],
-                    "usage": call.stats.usage,
-                }
+    async def _events(
+        self, call: ChatCall, body: bytes, tally: Tally
+    ) -> AsyncIterator[dict[str, Any]]:
+        async for chunk in events(await self._post(call, body), tally, self._scrub):
+            yield chunk
 
-    async def _counted(self, call: ChatCall, written: list[str]) -> CompletionUsage:
+    async def _diagnose(self, call: ChatCall) -> None:
+        """A stream the engine dropped before its first chunk: llama-cpp-python's server answers
+        a request it refuses (a prompt over its context) with a 200 and then closes. Asked again
+        for one token, unstreamed, it says why — and that refusal is the answer (not retried,
+        not counted against the upstream's health)."""
+        if self._engine.kind != "llama-cpp-python":
+            return
+        body = self._adapted(call)
+        body.update(stream=False, max_tokens=1, n=1)
+        body.pop("stream_options", None)
+        body.pop("max_completion_tokens", None)
+        for _ in range(3):  # the engine may have closed the pooled connections it held
+            try:
+                (await self._post(call, orjson.dumps(body))).release()
+                return
+            except UpstreamError as exc:
+                if exc.deterministic:
+                    raise _as_asked(exc) from None
+                if exc.code != "upstream_unreachable":
+                    return
+
+    async def stream(self, call: ChatCall) -> AsyncIterator[ChatCompletionChunk]:
+        wanted = call.request.choice_count
+        emulated = self._emulates_n(call)
+        tallies = [Tally() for _ in range(wanted if emulated else 1)]
+        shape = _Shaping(call.request.include_usage_chunk, call.request.top_logprobs, emulated)
+        try:
+            if emulated:
+                # llama-cpp-python's server serves one request at a time and cuts a stream
+                # short when another arrives: its choices are asked for in turn.
+                merge = in_turn if self._engine.kind == "llama-cpp-python" else interleave
+                streams = [
+                    self._events(call, self._body(call, choice=i), tally)
+                    for i, tally in enumerate(tallies)
+                ]
+                async for index, chunk in merge(streams):
+                    if shape(chunk, index):
+                        yield chunk  # type: ignore[misc]
+            else:
+                response = await self._post(call, self._body(call))
+                async for chunk in events(response, tallies[0], self._scrub):
+                    if shape(chunk, 0):
+                        yield chunk  # type: ignore[misc]
+        except UpstreamError as exc:
+            if exc.code == "upstream_disconnected" and not any(t.written for t in tallies):
+                await self._diagnose(call)  # raises the engine's refusal, if that is what it was
+            raise
+        usages = [t.usage or await self._counted(call, t) for t in tallies]
+        counted = any(t.usage is None for t in tallies)
+        call.stats.usage = _summed(usages) if len(usages) > 1 else usages[0]
+        if counted:
+            call.stats.usage_source = "gateway"
+        head = shape.head
+        if shape.wants_usage and head is not None and (emulated or counted):
+            yield {
+                "id": str(head.get("id") or ""),
+                "object": "chat.completion.chunk",
+                "created": int(head.get("created") or 0),
+                "model": str(head.get("model") or ""),
+                "choices": [],
+                "usage": call.stats.usage,
+            }
+
+    async def _counted(self, call: ChatCall, tally: Tally) -> CompletionUsage:
+        """A stream's usage when the upstream sent none: the prompt as it was counted, the
+        answer's text with the model's tokenizer."""
         prompt = await self.count_tokens(call.request) or 0
-        completion = len(await self._counter.text("".join(written)))
+        completion = len(await self._engine.counter.text("".join(tally.written)))
         return {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
         }
+
+
+class _Shaping:
+    """What becomes of each upstream chunk on its way to the client: ``top_logprobs`` trimmed,
+    merged choices re-indexed under the first chunk's id, usage chunks kept for the client that
+    asked (or, for merged streams, summed at the end). Called per chunk; False: drop it."""
+
+    def __init__(self, wants_usage: bool, top: int | None, merged: bool):
+        self.wants_usage = wants_usage
+        self._top = top
+        self._merged = merged
+        self.head: dict[str, Any] | None = None
+        """The first chunk: its id and time name the stream."""
+
+    def __call__(self, chunk: dict[str, Any], index: int) -> bool:
+        choices = chunk.get("choices") or ()
+        if self.head is None:
+            self.head = chunk
+        if self._top is not None:
+            for choice in choices:
+                _trim_logprobs(choice, self._top)
+        if self._merged:
+            chunk["id"], chunk["created"] = self.head.get("id"), self.head.get("created")
+            for choice in choices:
+                choice["index"] = index
+            chunk.pop("usage", None)  # one usage chunk, summed, at the end
+            return bool(choices)
+        if not self.wants_usage:
+            chunk.pop("usage", None)
+            return bool(choices)  # the usage-only chunk the client did not ask for
+        return True
+
+
+_IN_MESSAGES = re.compile(r"(\d+) in the messages")
+
+
+def _as_asked(error: UpstreamError) -> UpstreamError:
+    """The refusal of the one-token question, worded for the request the client sent (whose
+    completion limit was not one token)."""
+    window, prompt = window_in(error.message), _IN_MESSAGES.search(error.message)
+    if error.code != "context_length_exceeded" or window is None or prompt is None:
+        return error
+    return UpstreamError(
+        f"This model's maximum context length is {window} tokens. However, your messages "
+        f"resulted in {prompt.group(1)} tokens. Please reduce the length of the messages.",
+        status=400,
+        error_type="invalid_request_error",
+        param="messages",
+        code="context_length_exceeded",
+        deterministic=True,
+    )
+
+
+def _trim_logprobs(choice: dict[str, Any], top: int) -> None:
+    """At most ``top`` alternatives per token, the likeliest, as OpenAI answers
+    (llama-cpp-python adds the sampled token to its top ``top``)."""
+    logprobs = choice.get("logprobs")
+    if not isinstance(logprobs, dict):
+        return
+    for field in ("content", "refusal"):
+        for token in logprobs.get(field) or ():
+            alternatives = token.get("top_logprobs")
+            if isinstance(alternatives, list) and len(alternatives) > top:
+                alternatives.sort(key=lambda a: a.get("logprob", float("-inf")), reverse=True)
+                del alternatives[top:]
+
+
+def _summed(usages: list[CompletionUsage]) -> CompletionUsage:
+    prompt = sum(u["prompt_tokens"] for u in usages)
+    completion = sum(u["completion_tokens"] for u in usages)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def _merged(first: ChatCompletion, others: list[ChatCompletion]) -> ChatCompletion:
@@ -239,25 +391,5 @@ def _merged(first: ChatCompletion, others: list[ChatCompletion]) -> ChatCompleti
     merged: ChatCompletion = {**first, "choices": choices}
     usages = [u for u in (c.get("usage") for c in (first, *others)) if u]
     if usages:
-        prompt = sum(u["prompt_tokens"] for u in usages)
-        completion = sum(u["completion_tokens"] for u in usages)
-        merged["usage"] = {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-        }
+        merged["usage"] = _summed(usages)
     return merged
-
-
-def _collect(delta: dict[str, Any], written: list[str]) -> None:
-    """The text a stream's delta adds (content, refusal, tool-call names and arguments)."""
-    for field in ("content", "refusal"):
-        value = delta.get(field)
-        if isinstance(value, str):
-            written.append(value)
-    for call in delta.get("tool_calls") or ():
-        function = call.get("function") or {}
-        for field in ("name", "arguments"):
-            value = function.get(field)
-            if isinstance(value, str):
-                written.append(value)

@@ -25,6 +25,7 @@ __all__ = [
     "stream_error",
     "upstream_headers",
     "upstream_id",
+    "window_in",
 ]
 
 log = logging.getLogger("chatgate.providers.openai_compat")
@@ -150,6 +151,10 @@ async def _upstream_error(
             retry_after=_retry_after(response),
             deterministic=invalid,
         )
+    if window_in(message) is not None or error_type == "exceed_context_size_error":
+        # vLLM and llama-cpp-python say it in OpenAI's words, llama.cpp by its type; their codes
+        # differ from OpenAI's.
+        code, param = "context_length_exceeded", param or "messages"
     if not message:
         message = (
             f"The upstream for `{name}` answered {status} {response.reason or ''} with no message."
@@ -172,6 +177,16 @@ _INVALID = re.compile(
     r"NotImplementedError|validation error|not supported|unsupported|invalid)\b",
     re.IGNORECASE,
 )
+
+
+_WINDOW = re.compile(r"maximum context length is (\d+) tokens")
+
+
+def window_in(message: str) -> int | None:
+    """The context window an engine's refusal names ("This model's maximum context length is N
+    tokens", as OpenAI, vLLM and llama-cpp-python word it)."""
+    found = _WINDOW.search(message)
+    return int(found.group(1)) if found else None
 
 
 def _refused_as_invalid(message: str, error_type: str | None) -> bool:

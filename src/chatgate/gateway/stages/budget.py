@@ -6,7 +6,6 @@ batches, off the request path."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import logging
 from collections import defaultdict
@@ -26,6 +25,7 @@ from chatgate.protocol import (
     ServiceUnavailableError,
 )
 from chatgate.state.spend import SpendStore
+from chatgate.tasks import stop_task
 
 __all__ = ["BudgetStage", "InsufficientQuotaError", "periods"]
 
@@ -163,10 +163,7 @@ class BudgetStage:
         self._task = asyncio.create_task(self._flusher(), name="chatgate-spend-flush")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
         await self.flush()
 
     async def flush(self) -> None:

@@ -21,7 +21,13 @@ from typing import Any
 import llama_cpp.llama_cpp as native
 from llama_cpp import Llama
 
-__all__ = ["amx_advertised", "load_llama", "model_params", "quiet_llama_log"]
+__all__ = [
+    "amx_advertised",
+    "extra_buffers_set_to",
+    "load_llama",
+    "model_params",
+    "quiet_llama_log",
+]
 
 log = logging.getLogger("chatgate.providers.local")
 
@@ -61,7 +67,7 @@ def model_params(extra_buffer_types: bool | None = None) -> native.llama_model_p
 
 
 @contextmanager
-def _extra_buffer_types(enabled: bool) -> Iterator[None]:
+def extra_buffers_set_to(enabled: bool) -> Iterator[None]:
     """llama-cpp-python builds its model parameters inside ``Llama()`` from the library's
     defaults, with no argument for this one: change the default while the model loads."""
     with _PARAMS_LOCK:
@@ -82,5 +88,5 @@ def _extra_buffer_types(enabled: bool) -> Iterator[None]:
 def load_llama(path: Path, *, extra_buffer_types: bool | None = None, **options: Any) -> Llama:
     """``Llama(path, **options)`` with llama.cpp's extra buffer types on or off (None: off where
     the CPU advertises AMX)."""
-    with _extra_buffer_types(_enabled(extra_buffer_types)):
+    with extra_buffers_set_to(_enabled(extra_buffer_types)):
         return Llama(model_path=str(path), **options)
