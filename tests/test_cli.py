@@ -106,6 +106,7 @@ def test_serve_says_loudly_that_it_is_open(tmp_path: Path) -> None:
     gateway = start_gateway(tmp_path)
     try:
         assert "NO MASTER KEY" in gateway.log_with("NO MASTER KEY")
+        assert gateway.log().count("NO MASTER KEY") == 1  # once, not by each process
     finally:
         gateway.stop()
 

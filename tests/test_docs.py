@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,3 +145,21 @@ def test_openapi_document_covers_every_route(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_cli_reference_is_current() -> None:
     assert (ROOT / "docs" / "cli.md").read_text() == render(cli)
+
+
+def test_every_python_example_in_the_readme_stands_alone(tmp_path: Path) -> None:
+    """Each ```python block runs as written when pasted alone: no name it uses is left undefined
+    (ruff's F821), none fails to parse (ruff reports syntax errors too)."""
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+    assert blocks
+    for index, block in enumerate(blocks):
+        (tmp_path / f"example_{index}.py").write_text(block)
+    ruff = Path(sys.executable).with_name("ruff")
+    checked = subprocess.run(
+        [str(ruff), "check", "--isolated", "--select", "F821", "--output-format", "concise"]
+        + [str(p) for p in sorted(tmp_path.glob("example_*.py"))],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout

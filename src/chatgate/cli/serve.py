@@ -25,13 +25,7 @@ def _refuse_open_network(settings: Settings) -> None:
         key = validate_secrets(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    if key is None and is_loopback(settings.server.host):
-        click.echo(
-            "WARNING: NO MASTER KEY — chatgate is OPEN: every endpoint, admin included, answers "
-            f"anyone who can reach {settings.server.host}. "
-            "Set CHATGATE_MASTER_KEY to require keys.",
-            err=True,
-        )
+    # Served open on this machine only: the worker logs the warning (once, where the log is).
     if key is None and not is_loopback(settings.server.host):
         raise click.ClickException(
             f"refusing to serve on {settings.server.host} without a master key: anyone on the "
