@@ -20,6 +20,13 @@ def test_each_declared_summary_is_the_commands_own(name: str) -> None:
     assert command.get_short_help_str(limit=1000) == COMMANDS[name][1]
 
 
+def _run(probe: str) -> str:
+    """``probe`` run by a fresh interpreter (nothing imported yet); its output."""
+    return subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+
+
 def test_help_imports_no_command() -> None:
     probe = (
         "import sys\n"
@@ -30,7 +37,17 @@ def test_help_imports_no_command() -> None:
         "print(sorted(m for m in sys.modules if m.startswith('chatgate.')))\n"
         "print('serve' in result.output and 'worker' in result.output)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout.splitlines()
+    out = _run(probe).splitlines()
     assert out == ["['chatgate.cli', 'chatgate.cli.main']", "True"]
+
+
+def test_the_process_that_supervises_the_workers_imports_no_gateway() -> None:
+    """``chatgate serve`` checks the config and migrates the store, then supervises granian's
+    workers: it never needs the gateway, its models or its tokenizers (95 MB instead of 214)."""
+    probe = (
+        "import sys\n"
+        "import chatgate.cli.serve\n"
+        "heavy = ('chatgate.gateway', 'chatgate.providers', 'llama_cpp', 'bpe_openai', 'numpy')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    assert _run(probe).strip() == "[]"

@@ -174,3 +174,15 @@ def test_upstream_errors_keep_their_shape(upstream_gateway: tuple[Gateway, FakeU
     assert response.status == 400
     assert_openai_shape(response.json(), "ErrorResponse")
     assert response.json()["error"]["param"] == "input"
+
+
+def test_the_encoder_loads_when_the_server_starts(tmp_path: Path) -> None:
+    """Not on the first request (which would wait seconds for the graph to be built)."""
+    server = start_gateway(tmp_path)
+    try:
+        assert "embedding model `all-minilm-l6-v2` loaded" in server.log_with(
+            "embedding model `all-minilm-l6-v2` loaded", timeout=60
+        )
+        assert '"endpoint":"/v1/embeddings"' not in server.log()  # no request asked for it
+    finally:
+        server.stop()

@@ -10,7 +10,7 @@ import click
 import orjson
 
 from chatgate.cli.common import config_option, load_or_exit, run
-from chatgate.gateway.services import store
+from chatgate.preflight import store
 from chatgate.state import AuditEntry, AuditLog
 
 __all__ = ["audit"]

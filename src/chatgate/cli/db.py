@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from chatgate.cli.common import config_option, load_or_exit, run
-from chatgate.gateway.services import store
+from chatgate.preflight import store
 from chatgate.state.db import SchemaError
 
 __all__ = ["db"]

@@ -10,7 +10,7 @@ import orjson
 
 from chatgate.cli.common import config_option, load_or_exit, run
 from chatgate.gateway.experiment_report import experiment_report
-from chatgate.gateway.services import store
+from chatgate.preflight import store
 from chatgate.state.feedback import FeedbackStore
 
 __all__ = ["experiments"]

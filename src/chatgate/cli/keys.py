@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from chatgate.cli.common import config_option, load_or_exit, run
 from chatgate.config import ConfigError
-from chatgate.gateway.services import store
+from chatgate.preflight import store
 from chatgate.protocol.admin import KeyCreateRequest
 from chatgate.state import (
     ApiKey,

@@ -15,7 +15,7 @@ import yaml
 
 from chatgate.cli.common import config_option, load_or_exit, run
 from chatgate.gateway.prompts import PromptLibrary, load_prompt_file
-from chatgate.gateway.services import store
+from chatgate.preflight import store
 from chatgate.prompts.template import PromptError
 from chatgate.state.prompts import LabelConflict, PromptStore, StoredVersion
 

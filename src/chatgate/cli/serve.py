@@ -13,8 +13,8 @@ from granian.constants import Interfaces
 
 from chatgate.cli.common import config_option, load_or_exit, run
 from chatgate.config import CONFIG_ENV, ConfigError, Settings
-from chatgate.gateway.services import is_loopback, store, validate_secrets
 from chatgate.logs import configure_logging
+from chatgate.preflight import is_loopback, store, validate_secrets
 from chatgate.state.db import SchemaError
 
 __all__ = ["serve"]

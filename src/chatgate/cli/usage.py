@@ -13,7 +13,7 @@ import orjson
 
 from chatgate.cli.common import config_option, load_or_exit, run
 from chatgate.gateway.regressions import find_regressions
-from chatgate.gateway.services import store
+from chatgate.preflight import store
 from chatgate.state.request_log import GROUPS, RequestLogStore, UsageRow
 
 __all__ = ["usage"]

@@ -3,10 +3,8 @@ the authenticator, the model registry and the pipeline. The CLI uses the same pi
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import secrets
-import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -40,7 +38,7 @@ from chatgate.gateway.operations import (
     run_deferred,
 )
 from chatgate.gateway.pipeline import Pipeline
-from chatgate.gateway.prompts import PromptLibrary, check_directory
+from chatgate.gateway.prompts import PromptLibrary
 from chatgate.gateway.registry import ModelRegistry
 from chatgate.gateway.routing import Router
 from chatgate.gateway.stages import (
@@ -57,9 +55,9 @@ from chatgate.gateway.tokens import TokenSigner
 from chatgate.gateway.vector_stores import VectorStores
 from chatgate.limits import Limiter, MemoryLimiter, RedisLimiter
 from chatgate.limits.waiting import PriorityGate
-from chatgate.prompts.template import PromptError
+from chatgate.preflight import master_key, store
 from chatgate.redis_client import RedisClients
-from chatgate.state import AuditLog, BodyStore, Database, Keyring, KeyStore
+from chatgate.state import AuditLog, BodyStore, Keyring, KeyStore
 from chatgate.state.batches import BatchStore
 from chatgate.state.feedback import FeedbackStore
 from chatgate.state.files import FileStore
@@ -69,49 +67,9 @@ from chatgate.state.spend import SpendStore
 from chatgate.state.token_uses import TokenUses
 from chatgate.state.vector_stores import VectorStoreStore
 
-__all__ = ["Services", "is_loopback", "master_key", "store", "validate_secrets"]
+__all__ = ["Services"]
 
 log = logging.getLogger("chatgate")
-
-MIN_MASTER_KEY = 16
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address, or a name such as ``localhost``) is this machine only:
-    every address a name resolves to must be a loopback address."""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        pass
-    try:
-        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError:
-        return False
-    return bool(found) and all(ipaddress.ip_address(f[4][0]).is_loopback for f in found)
-
-
-def master_key(settings: Settings) -> str | None:
-    key = resolve_secret(
-        settings.auth.master_key_env, settings.auth.master_key_file, required=False
-    )
-    if key is not None and len(key) < MIN_MASTER_KEY:
-        raise ConfigError(f"the master key must be at least {MIN_MASTER_KEY} characters long")
-    return key
-
-
-def validate_secrets(settings: Settings) -> str | None:
-    """Resolve every secret config names and check the prompt template folder (raising
-    ConfigError); returns the master key."""
-    Keyring.from_config(settings.encryption)
-    if settings.prompts.directory is not None:
-        try:
-            check_directory(settings.prompts.directory)
-        except PromptError as exc:
-            raise ConfigError(f"prompts.directory: {exc.message}") from None
-    telemetry = telemetry_from_config(settings.observability)  # the otel extra is installed
-    if telemetry is not None:
-        telemetry.shutdown()
-    return master_key(settings)
 
 
 def _token_secret(settings: Settings, master: str | None) -> bytes:
@@ -125,10 +83,6 @@ def _token_secret(settings: Settings, master: str | None) -> bytes:
         hkdf = HKDF(hashes.SHA256(), length=32, salt=None, info=b"chatgate browser tokens")
         return hkdf.derive(master.encode())
     return secrets.token_bytes(32)  # open single-process mode: tokens live as long as it does
-
-
-def store(settings: Settings) -> Database:
-    return Database(settings.store_url, pool_size=settings.store.pool_size)
 
 
 class Services:

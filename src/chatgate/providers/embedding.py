@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ __all__ = [
     "OpenAICompatEmbeddingProvider",
     "fit_dimensions",
 ]
+
+log = logging.getLogger("chatgate.providers.embedding")
 
 INTERACTIVE = 0
 BACKGROUND = 1
@@ -106,9 +109,10 @@ class _Job:
 
 
 class LocalEmbeddingProvider:
-    """The embedded encoder. Loads on first use (a few seconds: the ONNX graph is built from the
-    weights). One thread runs the model; requests that arrive while it is busy are embedded
-    together in its next run, interactive ones before background ones."""
+    """The embedded encoder. Loads in the background as soon as the server starts (a second or
+    more: the ONNX graph is built from the weights), so the first request does not wait for it
+    unless it comes first. One thread runs the model; requests that arrive while it is busy are
+    embedded together in its next run, interactive ones before background ones."""
 
     def __init__(self, config: LocalEmbeddingModelConfig):
         self._config = config
@@ -121,6 +125,7 @@ class LocalEmbeddingProvider:
         self._wake: asyncio.Event | None = None
         self._runner: asyncio.Task[None] | None = None
         self._failed: BaseException | None = None
+        self._loading: asyncio.Task[None] | None = None
         self._cl100k: Any = None
 
     @property
@@ -130,8 +135,13 @@ class LocalEmbeddingProvider:
     async def start(self) -> None:
         self._wake = asyncio.Event()
         self._runner = asyncio.create_task(self._run(), name="chatgate-embed-runner")
+        self._loading = asyncio.create_task(self._load(), name="chatgate-embed-load")
+        # A failure is kept in `_failed` and raised to the requests that need the model.
+        self._loading.add_done_callback(lambda task: task.cancelled() or task.exception())
 
     async def close(self) -> None:
+        if self._loading is not None:
+            await asyncio.gather(self._loading, return_exceptions=True)
         if self._runner is not None:
             self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
@@ -144,13 +154,21 @@ class LocalEmbeddingProvider:
         self._executor.shutdown(wait=True)
 
     async def _loaded(self) -> None:
-        if not self._encoder.loaded:
-            loop = asyncio.get_running_loop()
-            try:
-                await loop.run_in_executor(self._executor, self._encoder.load)
-            except Exception as exc:
-                self._failed = exc
-                raise ChatgateError(f"The embedding model could not be loaded: {exc}") from exc
+        if self._encoder.loaded:
+            return
+        if self._loading is None:  # not started (used outside a server)
+            self._loading = asyncio.create_task(self._load())
+        await asyncio.shield(self._loading)
+
+    async def _load(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self._encoder.load)
+        except Exception as exc:
+            self._failed = exc
+            log.error("embedding model `%s` could not be loaded: %s", self._config.name, exc)
+            raise ChatgateError(f"The embedding model could not be loaded: {exc}") from exc
+        log.info("embedding model `%s` loaded", self._config.name)
 
     async def dimensions(self) -> int:
         await self._loaded()
