@@ -268,6 +268,41 @@ def test_forced_tool_call(client: openai.OpenAI, tool_choice: Any) -> None:
     jsonschema.validate(json.loads(call.function.arguments), WEATHER_TOOL["function"]["parameters"])
 
 
+BOUNDED_TOOL: dict[str, Any] = {
+    # LangChain's standard tool-calling test: the argument must lie strictly inside ±1000.
+    "type": "function",
+    "function": {
+        "name": "magic_function",
+        "description": "Applies a magic function to an input.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "input": {"type": "integer", "exclusiveMinimum": -1000, "exclusiveMaximum": 1000},
+                "count": {"type": "integer", "minimum": 3, "maximum": 12},
+            },
+            "required": ["input", "count"],
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("question", ["What is magic_function(3)?", "Call it with a huge number."])
+def test_integer_bounds_hold_in_tool_arguments(client: openai.OpenAI, question: str) -> None:
+    """The grammar enforces numeric bounds (llama-cpp-python's schema converter drops them: the
+    model answered {"input": 1000000000000000})."""
+    response = chat(
+        client,
+        messages=[{"role": "user", "content": question}],
+        tools=[BOUNDED_TOOL],
+        tool_choice="required",
+        max_tokens=40,
+        temperature=0,
+    )
+    (call,) = response.choices[0].message.tool_calls
+    arguments = json.loads(call.function.arguments)
+    jsonschema.validate(arguments, BOUNDED_TOOL["function"]["parameters"])
+
+
 def test_tool_choice_none_answers_in_text(client: openai.OpenAI) -> None:
     response = chat(client, messages=WEATHER_ASK, tools=[WEATHER_TOOL], tool_choice="none")
     assert response.choices[0].message.tool_calls is None
