@@ -303,6 +303,30 @@ def test_integer_bounds_hold_in_tool_arguments(client: openai.OpenAI, question: 
     jsonschema.validate(arguments, BOUNDED_TOOL["function"]["parameters"])
 
 
+def test_logprobs_when_the_model_answers_in_text_though_tools_were_offered(
+    client: openai.OpenAI,
+) -> None:
+    ask: Any = {
+        "messages": [{"role": "user", "content": "Write a haiku about the sea."}],
+        "tools": [WEATHER_TOOL],
+        "tool_choice": "auto",
+        "logprobs": True,
+        "max_tokens": 20,
+        "temperature": 0,
+    }
+    choice = chat(client, **ask).choices[0]
+    assert choice.message.tool_calls is None and choice.message.content
+    assert choice.logprobs is not None and choice.logprobs.content
+    assert "".join(e.token for e in choice.logprobs.content) == choice.message.content
+    streamed = [
+        entry
+        for chunk in client.chat.completions.create(model=MODEL, stream=True, **ask)
+        for c in chunk.choices
+        for entry in (c.logprobs.content or [] if c.logprobs else [])
+    ]
+    assert "".join(e.token for e in streamed) == choice.message.content
+
+
 def test_tool_choice_none_answers_in_text(client: openai.OpenAI) -> None:
     response = chat(client, messages=WEATHER_ASK, tools=[WEATHER_TOOL], tool_choice="none")
     assert response.choices[0].message.tool_calls is None

@@ -241,7 +241,7 @@ class LocalProvider:
             params=prepared.params,
             max_tokens=prepared.max_tokens,
             stops=request.stop_sequences,
-            logprobs=bool(request.logprobs) and not prepared.tool_mode,
+            logprobs=bool(request.logprobs),
             top_logprobs=request.top_logprobs or 0,
             emit=emit,
         )

@@ -80,7 +80,7 @@ class CompletionBuilder:
             self._completion_tokens += event.completion_tokens
 
     def build(self, prompt_tokens: int) -> ChatCompletion:
-        want_logprobs = bool(self._call.request.logprobs) and not self._tool_mode
+        want_logprobs = bool(self._call.request.logprobs)
         choices: list[Choice] = []
         for i, parts in enumerate(self._text):
             text = "".join(parts)
@@ -96,7 +96,7 @@ class CompletionBuilder:
                 }
                 finish = "tool_calls"
             logprobs: Logprobs | None = None
-            if want_logprobs:
+            if want_logprobs and call is None:  # an answer in text, tools or not
                 logprobs = {"content": self._logprobs[i], "refusal": None}
             choices.append(
                 {"index": i, "message": message, "logprobs": logprobs, "finish_reason": finish}
@@ -119,10 +119,11 @@ class ChunkBuilder:
         self._created = call.created
         self._model = model
         self._tool_mode = tool_mode
-        self._logprobs = bool(call.request.logprobs) and not tool_mode
+        self._logprobs = bool(call.request.logprobs)
         self._usage_field = call.request.include_usage_chunk
         self._started: set[int] = set()
         self._buffer: dict[int, list[str]] = {}
+        self._buffered_logprobs: dict[int, list[TokenLogprob]] = {}
         self._completion_tokens = 0
 
     def _chunk(self, choices: list[ChunkChoice]) -> ChatCompletionChunk:
@@ -158,6 +159,8 @@ class ChunkBuilder:
         if isinstance(event, Text):
             if self._tool_mode:
                 self._buffer.setdefault(event.choice, []).append(event.text)
+                if event.logprobs and self._logprobs:
+                    self._buffered_logprobs.setdefault(event.choice, []).extend(event.logprobs)
             elif event.text or event.logprobs:
                 logprobs = event.logprobs if self._logprobs else None
                 out.append(self._choice(event.choice, {"content": event.text}, None, logprobs))
@@ -166,12 +169,13 @@ class ChunkBuilder:
         finish = event.finish_reason
         if self._tool_mode:
             text = "".join(self._buffer.pop(event.choice, []))
+            logprobs = self._buffered_logprobs.pop(event.choice, None)
             call = parse_tool_call(text) if finish == "stop" else None
             if call is not None:
                 out.append(self._choice(event.choice, {"tool_calls": [{"index": 0, **call}]}))
                 finish = "tool_calls"
-            elif text:
-                out.append(self._choice(event.choice, {"content": text}))
+            elif text:  # the model answered in text: its logprobs come with it
+                out.append(self._choice(event.choice, {"content": text}, None, logprobs))
         out.append(self._choice(event.choice, {}, finish))
         return out
 
