@@ -25,6 +25,7 @@ BENCHMARKS = {
     "evals": "eval harness throughput through chatgate, concurrency 1 vs 8 vs 32",
     "batches": "a 2,000-line batch's wall time, and interactive p99 while it runs vs without",
     "retrieval": "nDCG/recall of vector, keyword and hybrid search; ingestion and search at scale",
+    "footprint": "the embedded default's memory, start-up time and install size (README table)",
 }
 
 
