@@ -4,7 +4,6 @@ and graceful degradation."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 import time
@@ -14,7 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tenacity import RetryCallState
 
+from chatgate.config import RoutingConfig
+from chatgate.gateway.registry import ModelRegistry
+from chatgate.gateway.routing import Router
+from chatgate.protocol import UpstreamError
 from tests.fake_upstream import FakeUpstream
 from tests.support import MASTER, Gateway, RawResponse, post_json, raw, sse_events, start_gateway
 
@@ -77,8 +81,30 @@ def test_transient_failures_are_retried(gateway: Gateway, upstream: FakeUpstream
     assert response.json()["choices"][0]["message"]["content"] == "ping pong table"
     assert len(upstream.times["flaky-2-retry"]) == 3  # two 503s, then success
     assert response.headers["x-chatgate-model"] == "retry"
-    gaps = [b - a for a, b in itertools.pairwise(upstream.times["flaky-2-retry"])]
-    assert all(gap < 0.2 + 0.3 for gap in gaps)  # full jitter under the 0.2 s cap (+ slack)
+
+
+def test_backoff_is_full_jitter_under_its_cap() -> None:
+    """The waits themselves (not timed through HTTP, which a busy machine stretches): random
+    in [0, ceiling], the ceiling doubling from `backoff_initial` up to `backoff_max`; an
+    upstream's `retry-after` wins, up to four times the cap."""
+    config = RoutingConfig(retries=2, backoff_initial=0.05, backoff_max=0.2)
+    router = Router(ModelRegistry([]), config)
+    for attempt in range(1, 8):
+        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+        state.attempt_number = attempt
+        waits = [router._wait(state) for _ in range(200)]
+        ceiling = min(0.2, 0.05 * 2 ** (attempt - 1))
+        assert all(0 <= w <= ceiling for w in waits)
+        assert max(waits) > ceiling / 2  # jittered across the range, not a fixed step
+    throttled = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    throttled.set_exception(
+        (UpstreamError, UpstreamError("slow down", status=429, retry_after=0.5), None)
+    )
+    assert router._wait(throttled) == 0.5
+    throttled.set_exception(
+        (UpstreamError, UpstreamError("slow down", status=429, retry_after=60), None)
+    )
+    assert router._wait(throttled) == 0.8  # four times backoff_max
 
 
 def test_retry_after_is_honoured(gateway: Gateway, upstream: FakeUpstream) -> None:
@@ -117,11 +143,11 @@ def test_fallbacks_in_order(gateway: Gateway, upstream: FakeUpstream, stream: bo
 
 
 def test_slow_first_token_falls_back(gateway: Gateway) -> None:
-    started = time.monotonic()
     response = ask(gateway, "sluggish", stream=True)
     assert response.status == 200
+    # Served by the fallback: the sluggish upstream (first token after 3 s) was given up on
+    # at its `ttft_budget`, not waited for (it would have answered itself).
     assert response.headers["x-chatgate-model"] == "last-resort"
-    assert time.monotonic() - started < 2.5  # did not wait for the 3 s upstream
 
 
 def test_no_retry_once_a_stream_reached_the_client(
