@@ -278,8 +278,10 @@ class OpenAICompatProvider:
             if exc.code == "upstream_disconnected" and not any(t.written for t in tallies):
                 await self._diagnose(call)  # raises the engine's refusal, if that is what it was
             raise
-        usages = [t.usage or await self._counted(call, t) for t in tallies]
         counted = any(t.usage is None for t in tallies)
+        # The prompt is counted once, however many of the calls sent no usage.
+        prompt = (await self.count_tokens(call.request) or 0) if counted else 0
+        usages = [t.usage or await self._counted(prompt, t) for t in tallies]
         call.stats.usage = _summed(usages) if len(usages) > 1 else usages[0]
         if counted:
             call.stats.usage_source = "gateway"
@@ -294,10 +296,9 @@ class OpenAICompatProvider:
                 "usage": call.stats.usage,
             }
 
-    async def _counted(self, call: ChatCall, tally: Tally) -> CompletionUsage:
+    async def _counted(self, prompt: int, tally: Tally) -> CompletionUsage:
         """A stream's usage when the upstream sent none: the prompt as it was counted, the
         answer's text with the model's tokenizer."""
-        prompt = await self.count_tokens(call.request) or 0
         completion = len(await self._engine.counter.text("".join(tally.written)))
         return {
             "prompt_tokens": prompt,

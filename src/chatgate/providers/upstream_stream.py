@@ -21,12 +21,10 @@ __all__ = ["Tally", "events", "in_turn", "interleave"]
 
 @dataclass(slots=True)
 class Tally:
-    """What one upstream stream said: its text (counted if it sends no usage), its usage, whether
-    any chunk came."""
+    """What one upstream stream said: its text (counted if it sends no usage), and its usage."""
 
     written: list[str] = field(default_factory=list)
     usage: CompletionUsage | None = None
-    chunks: int = 0
 
 
 async def events(
@@ -51,7 +49,6 @@ async def events(
                 _collect(choice.get("delta") or {}, tally.written)
             if chunk.get("usage"):
                 tally.usage = chunk["usage"]
-            tally.chunks += 1
             yield chunk
     except TimeoutError as exc:
         raise UpstreamTimeoutError("The upstream stopped streaming.") from exc
